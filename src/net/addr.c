@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/error.h"
@@ -42,6 +43,36 @@ int net_addr_parse(net_addr_t *addr, const char *host, uint16_t port)
         return LWM2MD_OK;
     }
     return LWM2MD_ERR_INVALID;
+}
+
+int net_addr_parse_text(net_addr_t *addr, const char *text)
+{
+    char host[NET_ADDR_STRING_MAX];
+    const char *colon = strrchr(text, ':');
+    if (colon == NULL || colon == text) {
+        return LWM2MD_ERR_INVALID;
+    }
+    const char *start = text;
+    size_t len = (size_t)(colon - text);
+    if (text[0] == '[') {
+        if (colon[-1] != ']' || len < 3) {
+            return LWM2MD_ERR_INVALID;
+        }
+        start = text + 1;
+        len -= 2;
+    }
+    if (len >= sizeof(host)) {
+        return LWM2MD_ERR_INVALID;
+    }
+    memcpy(host, start, len);
+    host[len] = '\0';
+
+    char *end = NULL;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (end == colon + 1 || *end != '\0' || port > 65535) {
+        return LWM2MD_ERR_INVALID;
+    }
+    return net_addr_parse(addr, host, (uint16_t)port);
 }
 
 const char *net_addr_format(const net_addr_t *addr, char *buf, size_t size)

@@ -19,6 +19,9 @@ int net_addr_set(net_addr_t *addr, const struct sockaddr *sa);
 /* Parses a numeric host ("0.0.0.0", "::1") and a port. */
 int net_addr_parse(net_addr_t *addr, const char *host, uint16_t port);
 
+/* Parses the form net_addr_format() writes. 0 or LWM2MD_ERR_INVALID. */
+int net_addr_parse_text(net_addr_t *addr, const char *text);
+
 /* "a.b.c.d:port" or "[v6]:port" into buf; returns buf. */
 const char *net_addr_format(const net_addr_t *addr, char *buf, size_t size);
 

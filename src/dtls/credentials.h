@@ -11,7 +11,8 @@
  * its certificate chain, its raw public key (SubjectPublicKeyInfo, for
  * RPK), and the trusted CAs. Read-only once loaded, so every worker's
  * DTLS server shares one. GnuTLS types stay inside the dtls module:
- * callers outside it see only this opaque handle.
+ * callers outside it see only this opaque handle; the dtls module reaches
+ * the GnuTLS objects through dtls/credentials_internal.h.
  */
 typedef struct dtls_credentials dtls_credentials_t;
 

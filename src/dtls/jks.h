@@ -1,6 +1,7 @@
 /* Java KeyStore (JKS) reading: private keys and certificates. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,15 @@ typedef struct jks jks_t;
  */
 int jks_parse(const uint8_t *data, size_t len, const char *store_password, jks_t **out);
 void jks_free(jks_t *jks);
+
+/*
+ * The entries in file order: how many, and each one's alias (borrowed
+ * from jks, NUL-terminated, as stored) and whether it is a private key
+ * entry (false: a trusted certificate entry). Lets a caller choose a key
+ * and say what a store holds. Any thread once parsed.
+ */
+size_t jks_entry_count(const jks_t *jks);
+const char *jks_entry_alias(const jks_t *jks, size_t index, bool *is_key);
 
 /*
  * The private key of entry `alias` (case-insensitive, as keytool stores

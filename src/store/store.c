@@ -373,12 +373,22 @@ static int make_dirs(const char *path)
 /*
  * Creates the database file readable by its owner only, before SQLite does:
  * it holds PSKs. SQLite gives its -wal and -shm files the same mode.
+ *
+ * Only a missing file is created (O_EXCL). Opening and closing a file that
+ * another connection of this process already has open would drop that
+ * connection's POSIX advisory locks (close(2) releases every lock the
+ * process holds on the file), and SQLite's WAL then goes wrong: another
+ * process can take the file for the last user, checkpoint and remove the
+ * WAL while this process still writes into it.
  */
 static int create_private_file(const char *path)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) {
+        return LWM2MD_OK;
+    }
     if (fd < 0) {
-        log_error("store: cannot open '%s' (%s)", path, strerror(errno));
+        log_error("store: cannot create '%s' (%s)", path, strerror(errno));
         return LWM2MD_ERR_IO;
     }
     close(fd);

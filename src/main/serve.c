@@ -147,11 +147,44 @@ static void log_started(const server_t *s)
  * LWM2M_CLEAN_PERIOD_IN_SEC it removes expired registrations. Both may
  * block on the database, which is why they run here and not on a worker.
  */
+/* Reloads the device index when another process changed the devices. */
+static void follow_devices(server_t *s, int64_t *data_version, int64_t *devices_version)
+{
+    int64_t now_data = *data_version;
+    if (store_data_version(s->store, &now_data) != LWM2MD_OK || now_data == *data_version) {
+        return;
+    }
+    *data_version = now_data;
+
+    /* Registration writes move the data version too; only device changes matter. */
+    int64_t now_devices = *devices_version;
+    if (store_devices_version(s->store, &now_devices) != LWM2MD_OK ||
+        now_devices == *devices_version) {
+        return;
+    }
+    *devices_version = now_devices;
+    int rc = registry_load_devices(s->registry, s->store, s->cfg->allow_unknown_nosec);
+    if (rc != LWM2MD_OK) {
+        log_error("registry: device reload failed (%s)", lwm2md_strerror(rc));
+    } else {
+        log_debug("registry: devices reloaded after a change in the store");
+    }
+}
+
+/*
+ * The main thread's loop: waits for a signal, and once a second applies
+ * changes other processes made to the devices (`lwm2md device ...`);
+ * every LWM2M_CLEAN_PERIOD_IN_SEC it removes expired registrations. Both
+ * may block on the database, which is why they run here and not on a
+ * worker.
+ */
 static void maintain(server_t *s, const sigset_t *signals)
 {
-    int64_t version = 0;
+    int64_t data_version = 0;
+    int64_t devices_version = 0;
     int64_t last_clean = (int64_t)time(NULL);
-    store_data_version(s->store, &version);
+    store_data_version(s->store, &data_version);
+    store_devices_version(s->store, &devices_version);
 
     for (;;) {
         struct timespec tick = {.tv_sec = 1, .tv_nsec = 0};
@@ -160,17 +193,7 @@ static void maintain(server_t *s, const sigset_t *signals)
             log_info("lwm2md stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
             return;
         }
-
-        int64_t now_version = version;
-        if (store_data_version(s->store, &now_version) == LWM2MD_OK && now_version != version) {
-            version = now_version;
-            int rc = registry_load_devices(s->registry, s->store, s->cfg->allow_unknown_nosec);
-            if (rc != LWM2MD_OK) {
-                log_error("registry: device reload failed (%s)", lwm2md_strerror(rc));
-            } else {
-                log_debug("registry: devices reloaded after a change in the store");
-            }
-        }
+        follow_devices(s, &data_version, &devices_version);
 
         int64_t now = (int64_t)time(NULL);
         if (now - last_clean >= (int64_t)s->cfg->clean_period_sec) {

@@ -60,6 +60,18 @@ static const char *const schema_steps[] = {
     " updated_at INTEGER NOT NULL,"
     " expires_at INTEGER NOT NULL,"
     " links TEXT);",
+
+    /* Step 2: a counter the server polls to notice device changes made by
+     * other processes; PRAGMA data_version also moves on every registration
+     * write, which would reload the device index needlessly. */
+    "CREATE TABLE counters (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);"
+    "INSERT INTO counters (name, value) VALUES ('devices', 0);"
+    "CREATE TRIGGER devices_inserted AFTER INSERT ON devices BEGIN"
+    " UPDATE counters SET value = value + 1 WHERE name = 'devices'; END;"
+    "CREATE TRIGGER devices_updated AFTER UPDATE ON devices BEGIN"
+    " UPDATE counters SET value = value + 1 WHERE name = 'devices'; END;"
+    "CREATE TRIGGER devices_deleted AFTER DELETE ON devices BEGIN"
+    " UPDATE counters SET value = value + 1 WHERE name = 'devices'; END;",
 };
 
 #define STORE_SCHEMA_VERSION ((int)(sizeof(schema_steps) / sizeof(schema_steps[0])))
@@ -75,6 +87,7 @@ enum store_stmt {
     STMT_REG_SELECT,
     STMT_REG_ALL,
     STMT_DATA_VERSION,
+    STMT_DEVICES_VERSION,
     STMT_BEGIN,
     STMT_COMMIT,
     STMT_ROLLBACK,
@@ -103,6 +116,7 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_REG_SELECT] = "SELECT " REG_COLUMNS " FROM registrations WHERE endpoint = ?1",
     [STMT_REG_ALL] = "SELECT " REG_COLUMNS " FROM registrations ORDER BY endpoint",
     [STMT_DATA_VERSION] = "PRAGMA data_version",
+    [STMT_DEVICES_VERSION] = "SELECT value FROM counters WHERE name = 'devices'",
     [STMT_BEGIN] = "BEGIN IMMEDIATE",
     [STMT_COMMIT] = "COMMIT",
     [STMT_ROLLBACK] = "ROLLBACK",
@@ -635,6 +649,19 @@ int store_data_version(store_t *store, int64_t *out)
         *out = sqlite3_column_int64(stmt, 0);
     } else {
         err = store_failed(store, "data version");
+    }
+    sqlite3_reset(stmt);
+    return err;
+}
+
+int store_devices_version(store_t *store, int64_t *out)
+{
+    sqlite3_stmt *stmt = store->stmts[STMT_DEVICES_VERSION];
+    int err = LWM2MD_OK;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(stmt, 0);
+    } else {
+        err = store_failed(store, "devices version");
     }
     sqlite3_reset(stmt);
     return err;

@@ -112,5 +112,11 @@ int store_registration_foreach(store_t *store, store_registration_fn fn, void *c
  */
 int store_data_version(store_t *store, int64_t *out);
 
+/*
+ * A counter that moves whenever a device is added, changed or removed,
+ * by any process. Cheap; the server reads it when the data version moved.
+ */
+int store_devices_version(store_t *store, int64_t *out);
+
 /* Runs fn inside one transaction (BEGIN IMMEDIATE ... COMMIT/ROLLBACK). */
 int store_transaction(store_t *store, int (*fn)(store_t *store, void *ctx), void *ctx);

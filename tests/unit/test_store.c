@@ -151,7 +151,7 @@ static void test_open_creates_private_dir_and_schema(void **state)
     assert_int_equal(stat(path, &st), 0);
     assert_int_equal(st.st_mode & 0077, 0);
 
-    assert_int_equal(query_int(f, "PRAGMA user_version"), 1);
+    assert_int_equal(query_int(f, "PRAGMA user_version"), 2);
     assert_int_equal(query_int(f, "SELECT count(*) FROM sqlite_master WHERE name = 'devices'"), 1);
     assert_int_equal(
         query_int(f, "SELECT count(*) FROM sqlite_master WHERE name = 'registrations'"), 1);
@@ -551,6 +551,34 @@ static void test_data_version_sees_other_connection(void **state)
     store_device_clear(&got);
 }
 
+static void test_devices_version_moves_only_for_devices(void **state)
+{
+    fixture_t *f = *state;
+    int64_t start = 0;
+    assert_int_equal(store_devices_version(f->store, &start), 0);
+
+    /* A registration write leaves it alone. */
+    store_registration_t reg = registration("reg-1", "anyone");
+    assert_int_equal(store_registration_put(f->store, &reg), 0);
+    int64_t after_reg = 0;
+    assert_int_equal(store_devices_version(f->store, &after_reg), 0);
+    assert_int_equal(after_reg, start);
+
+    /* Adding and removing a device, from another connection, moves it. */
+    store_t *other = NULL;
+    assert_int_equal(store_open(f->data_dir, &other), 0);
+    store_device_t device = nosec_device("counted");
+    assert_int_equal(store_device_add(other, &device), 0);
+    int64_t after_add = 0;
+    assert_int_equal(store_devices_version(f->store, &after_add), 0);
+    assert_true(after_add > start);
+    assert_int_equal(store_device_remove(other, "counted"), 0);
+    store_close(other);
+    int64_t after_remove = 0;
+    assert_int_equal(store_devices_version(f->store, &after_remove), 0);
+    assert_true(after_remove > after_add);
+}
+
 static void test_reopen_persists(void **state)
 {
     fixture_t *f = *state;
@@ -569,7 +597,7 @@ static void test_reopen_persists(void **state)
     assert_int_equal(store_registration_get(f->store, "kept", &got_reg), 0);
     assert_string_equal(got_reg.id, "kept-reg");
     store_registration_clear(&got_reg);
-    assert_int_equal(query_int(f, "PRAGMA user_version"), 1);
+    assert_int_equal(query_int(f, "PRAGMA user_version"), 2);
 }
 
 /* ---- writer ---- */
@@ -722,6 +750,7 @@ int main(void)
         STORE_TEST(test_registration_validation),
         STORE_TEST(test_transaction_commit_and_rollback),
         STORE_TEST(test_data_version_sees_other_connection),
+        STORE_TEST(test_devices_version_moves_only_for_devices),
         STORE_TEST(test_reopen_persists),
         STORE_TEST(test_writer_puts_and_deletes),
         STORE_TEST(test_writer_queue_is_bounded),

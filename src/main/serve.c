@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "dtls/credentials.h"
@@ -30,6 +33,7 @@ typedef struct server {
     worker_shared_t shared;
     worker_t *workers[WORKERS_MAX];
     unsigned worker_count;
+    int lock_fd; /* holds the data directory for this server */
 } server_t;
 
 static void fail(const char *what, const char *detail)
@@ -52,6 +56,22 @@ static int load_credentials(server_t *s)
     return LWM2MD_OK;
 }
 
+/* One server per data directory: a second would fight over registrations. */
+static int lock_data_dir(server_t *s)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/lwm2md.lock", s->cfg->data_dir);
+    s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        fprintf(stderr, "lwm2md: LWM2MD_DATA_DIR=%s: %s\n", s->cfg->data_dir,
+                err == EWOULDBLOCK ? "another lwm2md server is using it"
+                                   : strerror(err));
+        return LWM2MD_ERR_IO;
+    }
+    return LWM2MD_OK;
+}
+
 static int open_store(server_t *s)
 {
     const config_t *cfg = s->cfg;
@@ -60,6 +80,10 @@ static int open_store(server_t *s)
         char what[CONFIG_PATH_MAX + 64];
         snprintf(what, sizeof(what), "LWM2MD_DATA_DIR=%s: cannot open the store", cfg->data_dir);
         fail(what, lwm2md_strerror(rc));
+        return rc;
+    }
+    rc = lock_data_dir(s);
+    if (rc != LWM2MD_OK) {
         return rc;
     }
     rc = store_writer_start(cfg->data_dir, WRITER_QUEUE, &s->writer);
@@ -214,11 +238,14 @@ static void shutdown_server(server_t *s)
     registry_free(s->registry);
     store_close(s->store);
     dtls_credentials_free(s->creds);
+    if (s->lock_fd >= 0) {
+        close(s->lock_fd);
+    }
 }
 
 int serve_run(const config_t *cfg)
 {
-    server_t s = {.cfg = cfg};
+    server_t s = {.cfg = cfg, .lock_fd = -1};
     log_set_level(cfg->log_level);
 
     /* Signals go to the main thread only: block them before any thread starts. */

@@ -114,7 +114,13 @@ static int bind_listener(worker_t *w, net_addr_t *bind_addr, const char *name,
                          net_udp_recv_fn fn, net_udp_t **udp, char *err, size_t err_size)
 {
     int sys_errno = 0;
-    int rc = net_udp_open(&w->loop, bind_addr, fn, w, udp, &sys_errno);
+    int rc = LWM2MD_OK;
+    if (w->index == 0 && net_addr_port(bind_addr) != 0) {
+        rc = net_udp_probe(bind_addr, &sys_errno);
+    }
+    if (rc == LWM2MD_OK) {
+        rc = net_udp_open(&w->loop, bind_addr, fn, w, udp, &sys_errno);
+    }
     if (rc != LWM2MD_OK) {
         char where[NET_ADDR_STRING_MAX];
         snprintf(err, err_size, "%s listener %s: cannot bind (%s)", name,

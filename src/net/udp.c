@@ -58,7 +58,7 @@ static void on_recv(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf,
     udp->fn(udp->ctx, &peer, (const uint8_t *)buf->base, (size_t)nread);
 }
 
-static int open_socket(const net_addr_t *bind_addr, int *sys_errno)
+static int open_socket(const net_addr_t *bind_addr, bool reuse_port, int *sys_errno)
 {
     int family = bind_addr->ss.ss_family;
     int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -69,7 +69,7 @@ static int open_socket(const net_addr_t *bind_addr, int *sys_errno)
 
     int on = 1;
     int off = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+    if ((reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
         (family == AF_INET6 &&
          setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) ||
         bind(fd, (const struct sockaddr *)&bind_addr->ss, bind_addr->len) != 0) {
@@ -89,7 +89,7 @@ int net_udp_open(uv_loop_t *loop, const net_addr_t *bind_addr, net_udp_recv_fn f
                  net_udp_t **out, int *sys_errno)
 {
     *sys_errno = 0;
-    int fd = open_socket(bind_addr, sys_errno);
+    int fd = open_socket(bind_addr, true, sys_errno);
     if (fd < 0) {
         return LWM2MD_ERR_IO;
     }
@@ -125,6 +125,17 @@ int net_udp_open(uv_loop_t *loop, const net_addr_t *bind_addr, net_udp_recv_fn f
     }
     udp->reading = true;
     *out = udp;
+    return LWM2MD_OK;
+}
+
+int net_udp_probe(const net_addr_t *bind_addr, int *sys_errno)
+{
+    *sys_errno = 0;
+    int fd = open_socket(bind_addr, false, sys_errno);
+    if (fd < 0) {
+        return LWM2MD_ERR_IO;
+    }
+    close(fd);
     return LWM2MD_OK;
 }
 

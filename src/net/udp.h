@@ -27,6 +27,14 @@ typedef void (*net_udp_recv_fn)(void *ctx, const net_addr_t *peer, const uint8_t
 int net_udp_open(uv_loop_t *loop, const net_addr_t *bind, net_udp_recv_fn fn, void *ctx,
                  net_udp_t **out, int *sys_errno);
 
+/*
+ * Checks that nobody else has the port: binds and closes a socket
+ * without SO_REUSEPORT (which another process's SO_REUSEPORT sockets
+ * would otherwise silently share). Returns 0, or LWM2MD_ERR_IO with
+ * *sys_errno (EADDRINUSE when taken).
+ */
+int net_udp_probe(const net_addr_t *bind, int *sys_errno);
+
 /* The address the socket is bound to (with the port the kernel chose). */
 int net_udp_local(const net_udp_t *udp, net_addr_t *out);
 

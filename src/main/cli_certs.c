@@ -391,6 +391,15 @@ static int export_key(gnutls_x509_privkey_t key, gnutls_datum_t *out)
                : 0;
 }
 
+/*
+ * An RPK private key as PEM "EC PRIVATE KEY" (SEC1, RFC 5915): the form
+ * constrained devices and libcoap's -M option read.
+ */
+static int export_sec1_key(gnutls_x509_privkey_t key, gnutls_datum_t *out)
+{
+    return gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, out) < 0 ? -1 : 0;
+}
+
 /* The public key as PEM "PUBLIC KEY" (SubjectPublicKeyInfo). */
 static int export_public(gnutls_x509_privkey_t key, gnutls_datum_t *out)
 {
@@ -607,7 +616,8 @@ static int make_client(const certs_options_t *options, const char *endpoint, con
                  : -1;
     if (rc == 0) {
         rc = export_cert(crt, &files[0].data) == 0 && export_key(key, &files[1].data) == 0 &&
-                     export_key(rpk, &files[2].data) == 0 && export_public(rpk, &files[3].data) == 0
+                     export_sec1_key(rpk, &files[2].data) == 0 &&
+                     export_public(rpk, &files[3].data) == 0
                  ? 0
                  : -1;
     }

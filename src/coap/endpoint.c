@@ -111,8 +111,7 @@ static void send_datagram(coap_endpoint_t *ep, const net_addr_t *peer, const uin
     ep->transport.send(ep->transport.ctx, peer, data, len);
 }
 
-static void send_empty(coap_endpoint_t *ep, const net_addr_t *peer, coap_type_t type,
-                       uint16_t mid)
+static void send_empty(coap_endpoint_t *ep, const net_addr_t *peer, coap_type_t type, uint16_t mid)
 {
     uint8_t buf[4];
     coap_writer_t w;
@@ -136,8 +135,7 @@ static uint64_t dedup_hash(const coap_endpoint_t *ep, const net_addr_t *peer, ui
 static dedup_entry_t *dedup_find(coap_endpoint_t *ep, const net_addr_t *peer, uint16_t mid)
 {
     uint64_t hash = dedup_hash(ep, peer, mid);
-    for (htable_node_t *n = htable_first(&ep->dedup, hash); n != NULL;
-         n = htable_next(n, hash)) {
+    for (htable_node_t *n = htable_first(&ep->dedup, hash); n != NULL; n = htable_next(n, hash)) {
         dedup_entry_t *entry = HTABLE_ENTRY(n, dedup_entry_t, node);
         if (entry->mid == mid && net_addr_equal(&entry->peer, peer)) {
             return entry;
@@ -476,8 +474,9 @@ static void handle_block1(coap_endpoint_t *ep, const net_addr_t *peer, const voi
     uint64_t uri = uri_hash(msg, ep->seed);
     transfer_t *t = block.num == 0 ? transfer_start(ep, peer, uri) : transfer_find(ep, peer, uri);
     if (t == NULL || (size_t)block.num * size != t->len) {
-        reply_code(ep, peer, msg, t == NULL && block.num == 0 ? COAP_SERVICE_UNAVAILABLE
-                                                              : COAP_REQUEST_ENTITY_INCOMPLETE,
+        reply_code(ep, peer, msg,
+                   t == NULL && block.num == 0 ? COAP_SERVICE_UNAVAILABLE
+                                               : COAP_REQUEST_ENTITY_INCOMPLETE,
                    NULL);
         return;
     }
@@ -538,8 +537,8 @@ static void handle_request(coap_endpoint_t *ep, const net_addr_t *peer, const vo
 
 /* ---- server-originated requests ---- */
 
-static uint64_t token_hash(const coap_endpoint_t *ep, const net_addr_t *peer,
-                           const uint8_t *token, size_t len)
+static uint64_t token_hash(const coap_endpoint_t *ep, const net_addr_t *peer, const uint8_t *token,
+                           size_t len)
 {
     return htable_hash_bytes(token, len, net_addr_hash(peer, ep->seed));
 }
@@ -610,15 +609,15 @@ static size_t write_request(coap_endpoint_t *ep, outgoing_t *out, uint8_t code,
 }
 
 int coap_endpoint_request(coap_endpoint_t *ep, const net_addr_t *peer, uint8_t code,
-                          const char *const *path, const char *const *query,
-                          int32_t content_format, const uint8_t *payload, size_t payload_len,
-                          coap_response_fn fn, void *ctx)
+                          const char *const *path, const char *const *query, int32_t content_format,
+                          const uint8_t *payload, size_t payload_len, coap_response_fn fn,
+                          void *ctx)
 {
     if (ep->out_by_token.count >= ep->params.max_outgoing) {
         return LWM2MD_ERR_FULL;
     }
-    size_t len = write_request(ep, &(outgoing_t){0}, code, path, query, content_format,
-                               payload, payload_len, ep->scratch, sizeof(ep->scratch));
+    size_t len = write_request(ep, &(outgoing_t){0}, code, path, query, content_format, payload,
+                               payload_len, ep->scratch, sizeof(ep->scratch));
     if (len == 0) {
         return LWM2MD_ERR_TOO_BIG;
     }
@@ -662,8 +661,7 @@ static outgoing_t *find_by_mid(coap_endpoint_t *ep, const net_addr_t *peer, uint
     return NULL;
 }
 
-static outgoing_t *find_by_token(coap_endpoint_t *ep, const net_addr_t *peer,
-                                 const coap_msg_t *msg)
+static outgoing_t *find_by_token(coap_endpoint_t *ep, const net_addr_t *peer, const coap_msg_t *msg)
 {
     uint64_t hash = token_hash(ep, peer, msg->token, msg->token_len);
     for (htable_node_t *n = htable_first(&ep->out_by_token, hash); n != NULL;
@@ -679,8 +677,7 @@ static outgoing_t *find_by_token(coap_endpoint_t *ep, const net_addr_t *peer,
 }
 
 /* ACK or RST to one of our CON requests (RFC 7252 4.2, 5.2.2). */
-static void handle_ack_or_reset(coap_endpoint_t *ep, const net_addr_t *peer,
-                                const coap_msg_t *msg)
+static void handle_ack_or_reset(coap_endpoint_t *ep, const net_addr_t *peer, const coap_msg_t *msg)
 {
     outgoing_t *out = find_by_mid(ep, peer, msg->mid);
     if (out == NULL) {
@@ -698,8 +695,8 @@ static void handle_ack_or_reset(coap_endpoint_t *ep, const net_addr_t *peer,
     /* An empty ACK: the response comes separately; wait up to EXCHANGE_LIFETIME. */
     out->acked = true;
     htable_remove(&ep->out_by_mid, &out->by_mid);
-    uv_timer_start(&out->timer, on_outgoing_timer,
-                   coap_params_exchange_lifetime_ms(&ep->params), 0);
+    uv_timer_start(&out->timer, on_outgoing_timer, coap_params_exchange_lifetime_ms(&ep->params),
+                   0);
 }
 
 /* A separate response (RFC 7252 5.2.2), matched by token. */
@@ -730,11 +727,11 @@ void coap_endpoint_input(coap_endpoint_t *ep, const net_addr_t *peer, const void
     if (rc != LWM2MD_OK) {
         /* RFC 7252 4.2: a CON with a format error is rejected with RST. */
         ep->stats.malformed++;
-        if (log_enabled(LOG_LEVEL_DEBUG) && log_limiter_allow(&ep->malformed_log,
-                                                                uv_now(ep->loop))) {
+        if (log_enabled(LOG_LEVEL_DEBUG) &&
+            log_limiter_allow(&ep->malformed_log, uv_now(ep->loop))) {
             char who[NET_ADDR_STRING_MAX];
-            log_debug("peer %s: datagram dropped (%s)",
-                      net_addr_format(peer, who, sizeof(who)), lwm2md_strerror(rc));
+            log_debug("peer %s: datagram dropped (%s)", net_addr_format(peer, who, sizeof(who)),
+                      lwm2md_strerror(rc));
         }
         if (header_ok && msg.type == COAP_TYPE_CON) {
             send_empty(ep, peer, COAP_TYPE_RST, msg.mid);

@@ -22,11 +22,11 @@ typedef struct coap_params {
     uint32_t ack_timeout_ms;
     double ack_random_factor;
     uint32_t max_retransmit;
-    uint32_t max_body_size;    /* largest reassembled Block1 body or response body */
-    uint32_t block_size;       /* our preferred block size (16..1024) */
-    uint32_t max_dedup;        /* cached responses for duplicate detection */
-    uint32_t max_transfers;    /* Block1 transfers in progress */
-    uint32_t max_outgoing;     /* server-originated requests awaiting an answer */
+    uint32_t max_body_size; /* largest reassembled Block1 body or response body */
+    uint32_t block_size;    /* our preferred block size (16..1024) */
+    uint32_t max_dedup;     /* cached responses for duplicate detection */
+    uint32_t max_transfers; /* Block1 transfers in progress */
+    uint32_t max_outgoing;  /* server-originated requests awaiting an answer */
 } coap_params_t;
 
 /*
@@ -37,8 +37,8 @@ typedef struct coap_params {
 typedef struct coap_request {
     const net_addr_t *peer;
     const void *auth;
-    const coap_msg_t *msg;   /* the request (the last block, for Block1) */
-    const uint8_t *body;     /* whole body, reassembled */
+    const coap_msg_t *msg; /* the request (the last block, for Block1) */
+    const uint8_t *body;   /* whole body, reassembled */
     size_t body_len;
 } coap_request_t;
 
@@ -94,9 +94,9 @@ typedef void (*coap_response_fn)(void *ctx, int status, const coap_msg_t *respon
  * by max_body_size). fn is called exactly once. Loop thread.
  */
 int coap_endpoint_request(coap_endpoint_t *ep, const net_addr_t *peer, uint8_t code,
-                          const char *const *path, const char *const *query,
-                          int32_t content_format, const uint8_t *payload, size_t payload_len,
-                          coap_response_fn fn, void *ctx);
+                          const char *const *path, const char *const *query, int32_t content_format,
+                          const uint8_t *payload, size_t payload_len, coap_response_fn fn,
+                          void *ctx);
 
 typedef struct coap_endpoint_stats {
     uint64_t requests;

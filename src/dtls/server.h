@@ -40,7 +40,11 @@ const char *dtls_failure_name(dtls_failure_t reason);
  */
 typedef struct dtls_callbacks {
     void *ctx;
-    /* The device a PSK identity belongs to and its key. 0 or LWM2MD_ERR_NOT_FOUND. */
+    /*
+     * The device a PSK identity belongs to and its key. *key_len holds the
+     * size of key (STORE_PSK_KEY_MAX) on entry, the key's length on
+     * return. 0 or LWM2MD_ERR_NOT_FOUND.
+     */
     int (*psk_lookup)(void *ctx, const char *identity, uint8_t *key, size_t *key_len,
                       char *endpoint, size_t endpoint_size);
     /* The RPK device whose key equals this DER SPKI. */
@@ -85,7 +89,11 @@ typedef struct dtls_stats {
 int dtls_server_new(uv_loop_t *loop, const config_t *cfg, const dtls_credentials_t *creds,
                     const dtls_callbacks_t *callbacks, dtls_server_t **out);
 
-/* Closes all sessions (close_notify), stops timers, frees. On the owning thread. */
+/*
+ * Closes all sessions (close_notify; `closed` is not called), stops
+ * timers, frees. On the owning thread, never from a callback. The last
+ * bytes are released when the loop next runs the timers' close callbacks.
+ */
 void dtls_server_free(dtls_server_t *server);
 
 /*

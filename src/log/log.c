@@ -47,8 +47,8 @@ void log_write(log_level_t level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     size_t len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ %-5s ",
-                            now.tv_nsec / 1000000, level_names[level]);
+    len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03ldZ %-5s ", now.tv_nsec / 1000000,
+                            level_names[level]);
 
     va_list args;
     va_start(args, fmt);

@@ -28,17 +28,16 @@ bool log_enabled(log_level_t level);
  * from several threads do not interleave. Never pass keys, PSKs or
  * passwords.
  */
-void log_write(log_level_t level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void log_write(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_error(...) log_write(LOG_LEVEL_ERROR, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_LEVEL_WARN, __VA_ARGS__)
 #define log_info(...) log_write(LOG_LEVEL_INFO, __VA_ARGS__)
-#define log_debug(...)                                                     \
-    do {                                                                   \
-        if (log_enabled(LOG_LEVEL_DEBUG)) {                                \
-            log_write(LOG_LEVEL_DEBUG, __VA_ARGS__);                       \
-        }                                                                  \
+#define log_debug(...)                                                                             \
+    do {                                                                                           \
+        if (log_enabled(LOG_LEVEL_DEBUG)) {                                                        \
+            log_write(LOG_LEVEL_DEBUG, __VA_ARGS__);                                               \
+        }                                                                                          \
     } while (0)
 
 /*

@@ -133,8 +133,8 @@ static uint8_t apply_query_item(reg_query_t *q, const char *item)
     }
     if (name_len == 5 && strncmp(item, "lwm2m", 5) == 0) {
         /* Core 6.2.1: versions this server speaks; clients fall back on 4.12. */
-        if (value == NULL || (strcmp(value, "1.0") != 0 && strcmp(value, "1.1") != 0 &&
-                              strcmp(value, "1.2") != 0)) {
+        if (value == NULL ||
+            (strcmp(value, "1.0") != 0 && strcmp(value, "1.1") != 0 && strcmp(value, "1.2") != 0)) {
             return COAP_PRECONDITION_FAILED;
         }
         snprintf(q->version, sizeof(q->version), "%s", value);
@@ -295,8 +295,8 @@ static void do_register(reg_handler_t *h, const coap_request_t *req, coap_respon
     char peer[NET_ADDR_STRING_MAX];
     log_info("endpoint '%s': registered (id=%s, peer=%s, lwm2m=%s, lifetime=%us, binding=%s%s, "
              "objects=%zu%s%s)",
-             q.endpoint, id, net_addr_format(req->peer, peer, sizeof(peer)), q.version,
-             p.lifetime, p.binding, q.queue_mode ? ", queue" : "", objects,
+             q.endpoint, id, net_addr_format(req->peer, peer, sizeof(peer)), q.version, p.lifetime,
+             p.binding, q.queue_mode ? ", queue" : "", objects,
              replaced[0] != '\0' ? ", replaces " : "", replaced);
     resp->code = COAP_CREATED;
     resp->location_count = 2;
@@ -311,8 +311,8 @@ static void log_origin_refusal(reg_handler_t *h, const coap_request_t *req, cons
         return;
     }
     char peer[NET_ADDR_STRING_MAX];
-    log_warn("endpoint '%s': %s refused (id=%s, not the session that registered) from %s",
-             endpoint, what, id, net_addr_format(req->peer, peer, sizeof(peer)));
+    log_warn("endpoint '%s': %s refused (id=%s, not the session that registered) from %s", endpoint,
+             what, id, net_addr_format(req->peer, peer, sizeof(peer)));
 }
 
 static uint8_t error_code(int rc)

@@ -200,8 +200,8 @@ int registry_device_mode(registry_t *registry, const char *endpoint, store_secur
     return rc;
 }
 
-int registry_psk_lookup(registry_t *registry, const char *identity, uint8_t *key,
-                        size_t *key_len, char *endpoint, size_t endpoint_size)
+int registry_psk_lookup(registry_t *registry, const char *identity, uint8_t *key, size_t *key_len,
+                        char *endpoint, size_t endpoint_size)
 {
     int rc = LWM2MD_ERR_NOT_FOUND;
     pthread_rwlock_rdlock(&registry->devices_lock);
@@ -221,8 +221,8 @@ int registry_psk_lookup(registry_t *registry, const char *identity, uint8_t *key
     return rc;
 }
 
-int registry_rpk_lookup(registry_t *registry, const uint8_t *spki, size_t spki_len,
-                        char *endpoint, size_t endpoint_size)
+int registry_rpk_lookup(registry_t *registry, const uint8_t *spki, size_t spki_len, char *endpoint,
+                        size_t endpoint_size)
 {
     int rc = LWM2MD_ERR_NOT_FOUND;
     pthread_rwlock_rdlock(&registry->devices_lock);
@@ -238,9 +238,8 @@ int registry_rpk_lookup(registry_t *registry, const uint8_t *spki, size_t spki_l
  * A pinned certificate matches byte for byte. Otherwise a trusted chain
  * whose CN names an X.509 device without a pinned certificate matches.
  */
-int registry_cert_lookup(registry_t *registry, const uint8_t *der, size_t der_len,
-                         const char *cn, bool chain_trusted, char *endpoint,
-                         size_t endpoint_size)
+int registry_cert_lookup(registry_t *registry, const uint8_t *der, size_t der_len, const char *cn,
+                         bool chain_trusted, char *endpoint, size_t endpoint_size)
 {
     int rc = LWM2MD_ERR_NOT_FOUND;
     pthread_rwlock_rdlock(&registry->devices_lock);
@@ -370,8 +369,7 @@ static int link_new(registry_t *r, registration_t *reg)
 /* A random id of 12 letters and digits (71 bits): never reused in practice. */
 static void new_id(registry_t *r, char *id)
 {
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     do {
         uint8_t bytes[12];
         random_bytes(bytes, sizeof(bytes));

@@ -39,13 +39,12 @@ int registry_restore(registry_t *registry, store_t *store, int64_t now);
 int registry_device_mode(registry_t *registry, const char *endpoint, store_security_t *mode);
 
 /* Credential lookups for the DTLS layer (see dtls_callbacks_t). Any thread. */
-int registry_psk_lookup(registry_t *registry, const char *identity, uint8_t *key,
-                        size_t *key_len, char *endpoint, size_t endpoint_size);
-int registry_rpk_lookup(registry_t *registry, const uint8_t *spki, size_t spki_len,
+int registry_psk_lookup(registry_t *registry, const char *identity, uint8_t *key, size_t *key_len,
                         char *endpoint, size_t endpoint_size);
-int registry_cert_lookup(registry_t *registry, const uint8_t *der, size_t der_len,
-                         const char *cn, bool chain_trusted, char *endpoint,
-                         size_t endpoint_size);
+int registry_rpk_lookup(registry_t *registry, const uint8_t *spki, size_t spki_len, char *endpoint,
+                        size_t endpoint_size);
+int registry_cert_lookup(registry_t *registry, const uint8_t *der, size_t der_len, const char *cn,
+                         bool chain_trusted, char *endpoint, size_t endpoint_size);
 
 /* What a Register or Update sets. Strings are borrowed. */
 typedef struct registry_params {

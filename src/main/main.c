@@ -29,8 +29,7 @@ static const char usage_text[] =
 
 static int usage_error(const char *message, const char *arg)
 {
-    fprintf(stderr, "lwm2md: %s%s%s\n", message, arg != NULL ? ": " : "",
-            arg != NULL ? arg : "");
+    fprintf(stderr, "lwm2md: %s%s%s\n", message, arg != NULL ? ": " : "", arg != NULL ? arg : "");
     fprintf(stderr, "Try 'lwm2md --help'.\n");
     return CLI_EXIT_USAGE;
 }

@@ -49,8 +49,8 @@ static int load_credentials(server_t *s)
     int rc = dtls_credentials_load(&s->cfg->server_credentials, "LWM2M_SERVER", &s->cfg->trust,
                                    &s->creds, err, sizeof(err));
     if (rc != LWM2MD_OK) {
-        fail(err[0] != '\0' ? err : "server credentials", err[0] != '\0' ? NULL :
-                                                                           lwm2md_strerror(rc));
+        fail(err[0] != '\0' ? err : "server credentials",
+             err[0] != '\0' ? NULL : lwm2md_strerror(rc));
         return rc;
     }
     return LWM2MD_OK;
@@ -65,8 +65,7 @@ static int lock_data_dir(server_t *s)
     if (s->lock_fd < 0 || flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         fprintf(stderr, "lwm2md: LWM2MD_DATA_DIR=%s: %s\n", s->cfg->data_dir,
-                err == EWOULDBLOCK ? "another lwm2md server is using it"
-                                   : strerror(err));
+                err == EWOULDBLOCK ? "another lwm2md server is using it" : strerror(err));
         return LWM2MD_ERR_IO;
     }
     return LWM2MD_OK;

@@ -53,15 +53,13 @@ static void secure_recv(void *ctx, const net_addr_t *peer, const uint8_t *data, 
     dtls_server_input(w->dtls, peer, data, len);
 }
 
-static int secure_send_datagram(void *ctx, const net_addr_t *peer, const uint8_t *data,
-                                size_t len)
+static int secure_send_datagram(void *ctx, const net_addr_t *peer, const uint8_t *data, size_t len)
 {
     worker_t *w = ctx;
     return net_udp_send(w->secure_udp, peer, data, len);
 }
 
-static int secure_send_plaintext(void *ctx, const net_addr_t *peer, const uint8_t *data,
-                                 size_t len)
+static int secure_send_plaintext(void *ctx, const net_addr_t *peer, const uint8_t *data, size_t len)
 {
     worker_t *w = ctx;
     return dtls_server_send(w->dtls, peer, data, len);
@@ -110,8 +108,8 @@ static void coap_params_from(const config_t *cfg, coap_params_t *p)
 }
 
 /* Binds one listener; with port 0 the first worker's port becomes everyone's. */
-static int bind_listener(worker_t *w, net_addr_t *bind_addr, const char *name,
-                         net_udp_recv_fn fn, net_udp_t **udp, char *err, size_t err_size)
+static int bind_listener(worker_t *w, net_addr_t *bind_addr, const char *name, net_udp_recv_fn fn,
+                         net_udp_t **udp, char *err, size_t err_size)
 {
     int sys_errno = 0;
     int rc = LWM2MD_OK;
@@ -213,8 +211,7 @@ static void on_stop(uv_async_t *async)
     close_all(async->data);
 }
 
-int worker_new(worker_shared_t *shared, unsigned index, worker_t **out, char *err,
-               size_t err_size)
+int worker_new(worker_shared_t *shared, unsigned index, worker_t **out, char *err, size_t err_size)
 {
     worker_t *w = calloc(1, sizeof(*w));
     if (w == NULL) {

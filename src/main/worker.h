@@ -14,9 +14,9 @@ typedef struct worker worker_t;
 /* What every worker shares, read-only once the workers run. */
 typedef struct worker_shared {
     const config_t *config;
-    registry_t *registry;             /* locked inside */
-    const dtls_credentials_t *creds;  /* NULL: no DTLS listener */
-    net_addr_t nosec_bind;            /* port filled in after the first bind */
+    registry_t *registry;            /* locked inside */
+    const dtls_credentials_t *creds; /* NULL: no DTLS listener */
+    net_addr_t nosec_bind;           /* port filled in after the first bind */
     net_addr_t secure_bind;
 } worker_shared_t;
 
@@ -27,8 +27,7 @@ typedef struct worker_shared {
  * that the next workers bind the same port. On failure writes one line
  * to err and returns a negative lwm2md_error_t.
  */
-int worker_new(worker_shared_t *shared, unsigned index, worker_t **out, char *err,
-               size_t err_size);
+int worker_new(worker_shared_t *shared, unsigned index, worker_t **out, char *err, size_t err_size);
 
 /* Starts the worker's thread. */
 int worker_start(worker_t *worker);

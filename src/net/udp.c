@@ -70,8 +70,7 @@ static int open_socket(const net_addr_t *bind_addr, bool reuse_port, int *sys_er
     int on = 1;
     int off = 0;
     if ((reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) ||
-        (family == AF_INET6 &&
-         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) ||
+        (family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) ||
         bind(fd, (const struct sockaddr *)&bind_addr->ss, bind_addr->len) != 0) {
         *sys_errno = errno;
         close(fd);
@@ -184,8 +183,8 @@ int net_udp_send(net_udp_t *udp, const net_addr_t *peer, const uint8_t *data, si
     send->len = len;
     memcpy(send->data, data, len);
     buf = uv_buf_init((char *)send->data, (unsigned)len);
-    rc = uv_udp_send(&send->req, &udp->handle, &buf, 1, (const struct sockaddr *)&peer->ss,
-                     on_sent);
+    rc =
+        uv_udp_send(&send->req, &udp->handle, &buf, 1, (const struct sockaddr *)&peer->ss, on_sent);
     if (rc != 0) {
         free(send);
         udp->stats.dropped++;

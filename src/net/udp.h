@@ -11,8 +11,7 @@
 typedef struct net_udp net_udp_t;
 
 /* A datagram arrived. data is borrowed for the call only. Loop thread. */
-typedef void (*net_udp_recv_fn)(void *ctx, const net_addr_t *peer, const uint8_t *data,
-                                size_t len);
+typedef void (*net_udp_recv_fn)(void *ctx, const net_addr_t *peer, const uint8_t *data, size_t len);
 
 /* Largest datagram read or sent; anything longer is dropped on receive. */
 #define NET_UDP_MAX_DATAGRAM 2048

@@ -290,9 +290,8 @@ static void test_request_retransmits_then_times_out(void **state)
 {
     fixture_t *f = *state;
     const char *path[] = {"3", "0", NULL};
-    assert_int_equal(coap_endpoint_request(f->ep, &f->peer, COAP_GET, path, NULL, -1, NULL, 0,
-                                           on_result, f),
-                     0);
+    assert_int_equal(
+        coap_endpoint_request(f->ep, &f->peer, COAP_GET, path, NULL, -1, NULL, 0, on_result, f), 0);
     uv_run(&f->loop, UV_RUN_ONCE); /* first timeout: 20 ms */
     while (f->results == 0) {
         uv_run(&f->loop, UV_RUN_ONCE);
@@ -307,9 +306,8 @@ static void test_request_answered(void **state)
 {
     fixture_t *f = *state;
     const char *path[] = {"3", "0", "0", NULL};
-    assert_int_equal(coap_endpoint_request(f->ep, &f->peer, COAP_GET, path, NULL, -1, NULL, 0,
-                                           on_result, f),
-                     0);
+    assert_int_equal(
+        coap_endpoint_request(f->ep, &f->peer, COAP_GET, path, NULL, -1, NULL, 0, on_result, f), 0);
     coap_msg_t req = last_sent(f);
     assert_int_equal(req.type, COAP_TYPE_CON);
 
@@ -343,8 +341,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block1_reassembly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block1_over_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block2_slicing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_retransmits_then_times_out, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_request_retransmits_then_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_answered, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

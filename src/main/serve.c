@@ -48,6 +48,14 @@ static int load_credentials(server_t *s)
     char err[512] = "";
     int rc = dtls_credentials_load(&s->cfg->server_credentials, "LWM2M_SERVER", &s->cfg->trust,
                                    &s->creds, err, sizeof(err));
+
+    /* The bootstrap listener comes later; its credentials are checked now all the same. */
+    if (rc == LWM2MD_OK && s->cfg->bs_enabled && s->cfg->bs_credentials.enabled) {
+        dtls_credentials_t *bs = NULL;
+        rc = dtls_credentials_load(&s->cfg->bs_credentials, "LWM2M_BS", &s->cfg->trust, &bs, err,
+                                   sizeof(err));
+        dtls_credentials_free(bs);
+    }
     if (rc != LWM2MD_OK) {
         fail(err[0] != '\0' ? err : "server credentials",
              err[0] != '\0' ? NULL : lwm2md_strerror(rc));

@@ -75,6 +75,9 @@ refuses "wrong JKS store password" 'LWM2M_SERVER_KEY_STORE_PASSWORD' "${SERVER[@
     LWM2M_SERVER_KEY_STORE="$CREDS/server.jks" LWM2M_SERVER_KEY_STORE_PASSWORD=nope \
     LWM2M_SERVER_KEY_ALIAS=server LWM2M_SERVER_KEY_PASSWORD=keypass
 
+refuses "bootstrap credentials are checked too" 'LWM2M_BS_PEM_CERT=/bs/none.pem' \
+    LWM2M_BS_CREDENTIALS_ENABLED=true LWM2M_BS_PEM_CERT=/bs/none.pem
+
 # Settings are checked before any port is bound.
 refuses "bad port" '^lwm2md: LWM2M_BIND_PORT=70000: ' LWM2M_BIND_PORT=70000
 refuses "bad boolean" 'LWM2MD_ALLOW_UNKNOWN_NOSEC=yes' LWM2MD_ALLOW_UNKNOWN_NOSEC=yes

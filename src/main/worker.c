@@ -26,6 +26,7 @@ struct worker {
     reg_handler_t nosec_reg;
 
     net_udp_t *secure_udp;
+    config_t dtls_config; /* the DTLS caps are this worker's share of the totals */
     dtls_server_t *dtls;
     coap_endpoint_t *secure_coap;
     reg_handler_t secure_reg;
@@ -161,7 +162,12 @@ static int open_secure(worker_t *w, char *err, size_t err_size)
         .send_datagram = secure_send_datagram,
         .closed = NULL,
     };
-    int rc = dtls_server_new(&w->loop, cfg, w->shared->creds, &callbacks, &w->dtls);
+    /* The kernel spreads peers evenly over the workers' sockets; each holds its share. */
+    unsigned workers = cfg->workers > 0 ? cfg->workers : 1;
+    w->dtls_config = *cfg;
+    w->dtls_config.dtls_max_sessions = (cfg->dtls_max_sessions + workers - 1) / workers;
+    w->dtls_config.dtls_max_handshakes = (cfg->dtls_max_handshakes + workers - 1) / workers;
+    int rc = dtls_server_new(&w->loop, &w->dtls_config, w->shared->creds, &callbacks, &w->dtls);
     if (rc != LWM2MD_OK) {
         snprintf(err, err_size, "worker %u: DTLS server: %s", w->index, lwm2md_strerror(rc));
         return rc;

@@ -455,6 +455,11 @@ static const setting_t *setting_find(const char *name, size_t len)
     return NULL;
 }
 
+bool config_is_setting(const char *name, size_t len)
+{
+    return setting_find(name, len) != NULL;
+}
+
 /* Online cores, within the LWM2MD_WORKERS range. */
 static uint32_t default_workers(void)
 {

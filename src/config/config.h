@@ -52,20 +52,20 @@ typedef struct config_trust {
 /* Every setting, after validation. A plain value: copy it freely. */
 typedef struct config {
     /* Listeners (ThingsBoard names). */
-    bool enabled;                                  /* LWM2M_ENABLED */
-    char bind_address[CONFIG_ADDRESS_MAX];         /* LWM2M_BIND_ADDRESS */
-    uint16_t bind_port;                            /* LWM2M_BIND_PORT */
-    char security_bind_address[CONFIG_ADDRESS_MAX]; /* LWM2M_SECURITY_BIND_ADDRESS */
-    uint16_t security_bind_port;                   /* LWM2M_SECURITY_BIND_PORT */
-    bool bs_enabled;                               /* LWM2M_ENABLED_BS */
-    char bs_bind_address[CONFIG_ADDRESS_MAX];      /* LWM2M_BS_BIND_ADDRESS */
-    uint16_t bs_bind_port;                         /* LWM2M_BS_BIND_PORT */
+    bool enabled;                                      /* LWM2M_ENABLED */
+    char bind_address[CONFIG_ADDRESS_MAX];             /* LWM2M_BIND_ADDRESS */
+    uint16_t bind_port;                                /* LWM2M_BIND_PORT */
+    char security_bind_address[CONFIG_ADDRESS_MAX];    /* LWM2M_SECURITY_BIND_ADDRESS */
+    uint16_t security_bind_port;                       /* LWM2M_SECURITY_BIND_PORT */
+    bool bs_enabled;                                   /* LWM2M_ENABLED_BS */
+    char bs_bind_address[CONFIG_ADDRESS_MAX];          /* LWM2M_BS_BIND_ADDRESS */
+    uint16_t bs_bind_port;                             /* LWM2M_BS_BIND_PORT */
     char bs_security_bind_address[CONFIG_ADDRESS_MAX]; /* LWM2M_BS_SECURITY_BIND_ADDRESS */
-    uint16_t bs_security_bind_port;                /* LWM2M_BS_SECURITY_BIND_PORT */
-    uint16_t server_id;                            /* LWM2M_SERVER_ID */
-    uint16_t server_id_bs;                         /* LWM2M_SERVER_ID_BS */
-    uint32_t timeout_ms;                           /* LWM2M_TIMEOUT */
-    uint32_t clean_period_sec;                     /* LWM2M_CLEAN_PERIOD_IN_SEC */
+    uint16_t bs_security_bind_port;                    /* LWM2M_BS_SECURITY_BIND_PORT */
+    uint16_t server_id;                                /* LWM2M_SERVER_ID */
+    uint16_t server_id_bs;                             /* LWM2M_SERVER_ID_BS */
+    uint32_t timeout_ms;                               /* LWM2M_TIMEOUT */
+    uint32_t clean_period_sec;                         /* LWM2M_CLEAN_PERIOD_IN_SEC */
 
     /* DTLS (ThingsBoard names). */
     uint32_t dtls_retransmission_timeout_ms; /* LWM2M_DTLS_RETRANSMISSION_TIMEOUT_MS */
@@ -78,11 +78,11 @@ typedef struct config {
     config_trust_t trust;                    /* LWM2M_TRUST_* */
 
     /* DTLS bounds (our own). */
-    uint32_t dtls_max_sessions;        /* LWM2MD_DTLS_MAX_SESSIONS */
-    uint32_t dtls_max_handshakes;      /* LWM2MD_DTLS_MAX_HANDSHAKES */
-    uint32_t dtls_session_idle_sec;    /* LWM2MD_DTLS_SESSION_IDLE_SEC */
+    uint32_t dtls_max_sessions;         /* LWM2MD_DTLS_MAX_SESSIONS */
+    uint32_t dtls_max_handshakes;       /* LWM2MD_DTLS_MAX_HANDSHAKES */
+    uint32_t dtls_session_idle_sec;     /* LWM2MD_DTLS_SESSION_IDLE_SEC */
     uint32_t dtls_handshake_timeout_ms; /* LWM2MD_DTLS_HANDSHAKE_TIMEOUT_MS */
-    uint32_t dtls_cookie_rotate_sec;   /* LWM2MD_DTLS_COOKIE_ROTATE_SEC */
+    uint32_t dtls_cookie_rotate_sec;    /* LWM2MD_DTLS_COOKIE_ROTATE_SEC */
 
     /* Our own. */
     char data_dir[CONFIG_PATH_MAX]; /* LWM2MD_DATA_DIR */
@@ -92,12 +92,12 @@ typedef struct config {
     uint32_t max_registrations;     /* LWM2MD_MAX_REGISTRATIONS */
 
     /* CoAP transmission (RFC 7252 4.8) and bounds (our own). */
-    uint32_t coap_ack_timeout_ms;     /* LWM2MD_COAP_ACK_TIMEOUT_MS */
-    double coap_ack_random_factor;    /* LWM2MD_COAP_ACK_RANDOM_FACTOR */
-    uint32_t coap_max_retransmit;     /* LWM2MD_COAP_MAX_RETRANSMIT */
-    uint32_t coap_max_body_size;      /* LWM2MD_COAP_MAX_BODY_SIZE */
-    uint32_t coap_block_size;         /* LWM2MD_COAP_BLOCK_SIZE */
-    uint32_t coap_max_peers;          /* LWM2MD_COAP_MAX_PEERS */
+    uint32_t coap_ack_timeout_ms;  /* LWM2MD_COAP_ACK_TIMEOUT_MS */
+    double coap_ack_random_factor; /* LWM2MD_COAP_ACK_RANDOM_FACTOR */
+    uint32_t coap_max_retransmit;  /* LWM2MD_COAP_MAX_RETRANSMIT */
+    uint32_t coap_max_body_size;   /* LWM2MD_COAP_MAX_BODY_SIZE */
+    uint32_t coap_block_size;      /* LWM2MD_COAP_BLOCK_SIZE */
+    uint32_t coap_max_peers;       /* LWM2MD_COAP_MAX_PEERS */
 } config_t;
 
 /*
@@ -112,6 +112,9 @@ typedef struct config_source {
     /* "NAME=value" strings; NULL-terminated. NULL means the process env. */
     const char *const *env;
 } config_source_t;
+
+/* True when the first len bytes of name are a setting's name (for usage checks). */
+bool config_is_setting(const char *name, size_t len);
 
 /* Fills every field with its default. */
 void config_defaults(config_t *cfg);

@@ -68,6 +68,14 @@ static int serve_main(int argc, char **argv)
             if (!has_value || strchr(argv[i + 1], '=') == NULL) {
                 return usage_error("--set needs NAME=VALUE", NULL);
             }
+            /* Name only in the message: a mistyped password setting must not echo its value. */
+            const char *flag = argv[i + 1];
+            int name_len = (int)(strchr(flag, '=') - flag);
+            if (!config_is_setting(flag, (size_t)name_len)) {
+                fprintf(stderr, "lwm2md: --set %.*s: unknown setting\nTry 'lwm2md --help'.\n",
+                        name_len, flag);
+                return CLI_EXIT_USAGE;
+            }
             if (flag_count == FLAGS_MAX) {
                 return usage_error("too many --set flags", NULL);
             }
@@ -80,7 +88,6 @@ static int serve_main(int argc, char **argv)
     config_t cfg;
     int rc = load_config(&cfg, conf_file, flags);
     if (rc != CLI_EXIT_OK) {
-        /* An unknown --set name is a usage error; every other problem is the value's. */
         return rc;
     }
     return serve_run(&cfg);

@@ -84,6 +84,15 @@ refuses "bad boolean" 'LWM2MD_ALLOW_UNKNOWN_NOSEC=yes' LWM2MD_ALLOW_UNKNOWN_NOSE
 refuses "unknown log level" 'LWM2MD_LOG_LEVEL=loud' LWM2MD_LOG_LEVEL=loud
 refuses "unreadable conf file" 'LWM2MD_CONFIG=/no/such.conf' LWM2MD_CONFIG=/no/such.conf
 
+# Command-line usage errors exit 2 and never echo a value.
+status=0
+"$LWM2MD" serve --set LWM2M_SERVER_KEY_PASWORD=hunter2 >"$TEST_DIR/usage.out" 2>&1 || status=$?
+check "an unknown --set name is a usage error (exit 2)" [ "$status" -eq 2 ]
+check "the unknown setting's value is not echoed" bash -c "! grep -q hunter2 '$TEST_DIR/usage.out'"
+status=0
+"$LWM2MD" serve --bogus >/dev/null 2>&1 || status=$?
+check "an unknown option is a usage error (exit 2)" [ "$status" -eq 2 ]
+
 # A conf file in thingsboard.conf form; the environment wins over it.
 cat >"$TEST_DIR/bad.conf" <<'CONF'
 export LWM2M_SERVER_ID=0

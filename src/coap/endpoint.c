@@ -436,7 +436,9 @@ static void dispatch(coap_endpoint_t *ep, const net_addr_t *peer, const void *au
         .peer = peer, .auth = auth, .msg = msg, .body = body, .body_len = body_len};
     coap_response_t resp = {.code = COAP_NOT_FOUND, .content_format = -1};
 
-    ep->handler(ep->handler_ctx, &req, &resp);
+    if (ep->handler != NULL) {
+        ep->handler(ep->handler_ctx, &req, &resp);
+    }
     send_reply(ep, peer, msg, &resp, extra);
 }
 

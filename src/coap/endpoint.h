@@ -59,7 +59,8 @@ typedef struct coap_response {
 typedef void (*coap_handler_fn)(void *ctx, const coap_request_t *req, coap_response_t *resp);
 
 /*
- * Creates an endpoint on `loop`. transport and params are copied.
+ * Creates an endpoint on `loop`. transport and params are copied. With
+ * handler NULL (a client-only endpoint) every request is answered 4.04.
  * Returns 0 or a negative lwm2md_error_t.
  */
 int coap_endpoint_new(uv_loop_t *loop, const coap_transport_t *transport,

@@ -19,6 +19,9 @@
 
 #define SWEEP_INTERVAL_MS 1000
 
+/* A Block2 option added to a request: a 2-byte header and up to 3 bytes of value. */
+#define BLOCK2_OPTION_ROOM 8
+
 /* Largest datagram the endpoint builds: a 1024-byte block and its header. */
 #define DATAGRAM_MAX 1400
 
@@ -61,6 +64,9 @@ typedef struct outgoing {
     uv_timer_t timer;
     coap_response_fn fn;
     void *fn_ctx;
+    uint8_t *body; /* a Block2 response being collected (RFC 7959 2.4) */
+    size_t body_len;
+    size_t capacity; /* of data: room for a Block2 option added later */
     size_t len;
     uint8_t data[];
 } outgoing_t;
@@ -547,7 +553,9 @@ static uint64_t token_hash(const coap_endpoint_t *ep, const net_addr_t *peer, co
 
 static void on_outgoing_closed(uv_handle_t *handle)
 {
-    free(handle->data);
+    outgoing_t *out = handle->data;
+    free(out->body);
+    free(out);
 }
 
 /* Reports the result once and releases the request. */
@@ -568,6 +576,10 @@ static void outgoing_finish(outgoing_t *out, int status, const coap_msg_t *respo
     }
     const uint8_t *body = response != NULL ? response->payload : NULL;
     size_t body_len = response != NULL ? response->payload_len : 0;
+    if (out->body != NULL && status == LWM2MD_OK) {
+        body = out->body;
+        body_len = out->body_len;
+    }
     out->fn(out->fn_ctx, status, response, body, body_len);
     uv_close((uv_handle_t *)&out->timer, on_outgoing_closed);
 }
@@ -623,10 +635,11 @@ int coap_endpoint_request(coap_endpoint_t *ep, const net_addr_t *peer, uint8_t c
     if (len == 0) {
         return LWM2MD_ERR_TOO_BIG;
     }
-    outgoing_t *out = calloc(1, sizeof(*out) + len);
+    outgoing_t *out = calloc(1, sizeof(*out) + len + BLOCK2_OPTION_ROOM);
     if (out == NULL) {
         return LWM2MD_ERR_NOMEM;
     }
+    out->capacity = len + BLOCK2_OPTION_ROOM;
     out->ep = ep;
     out->peer = *peer;
     out->mid = next_mid(ep, peer);
@@ -648,6 +661,104 @@ int coap_endpoint_request(coap_endpoint_t *ep, const net_addr_t *peer, uint8_t c
     send_datagram(ep, peer, out->data, out->len);
     uv_timer_start(&out->timer, on_outgoing_timer, out->timeout_ms, 0);
     return LWM2MD_OK;
+}
+
+/* Copies a request with its Block2 option set to `block` (RFC 7959 2.4), under a new MID. */
+static int write_next_block_request(coap_endpoint_t *ep, outgoing_t *out, const coap_block_t *block)
+{
+    coap_msg_t req;
+    if (coap_msg_parse(out->data, out->len, &req, NULL) != LWM2MD_OK) {
+        return LWM2MD_ERR_INVALID;
+    }
+    out->mid = next_mid(ep, &out->peer);
+    coap_writer_t w;
+    coap_writer_init(&w, ep->scratch, sizeof(ep->scratch), COAP_TYPE_CON, req.code, out->mid,
+                     req.token, req.token_len);
+    bool added = false;
+    for (size_t i = 0; i < req.option_count; i++) {
+        const coap_option_t *opt = &req.options[i];
+        if (!added && opt->number >= COAP_OPTION_BLOCK2) {
+            coap_writer_add_uint(&w, COAP_OPTION_BLOCK2, coap_block_encode(block));
+            added = true;
+        }
+        if (opt->number != COAP_OPTION_BLOCK2) {
+            coap_writer_add(&w, opt->number, opt->value, opt->length);
+        }
+    }
+    if (!added) {
+        coap_writer_add_uint(&w, COAP_OPTION_BLOCK2, coap_block_encode(block));
+    }
+    coap_writer_payload(&w, req.payload, req.payload_len);
+    int len = coap_writer_finish(&w);
+    if (len < 0 || (size_t)len > out->capacity) {
+        return LWM2MD_ERR_TOO_BIG;
+    }
+    memcpy(out->data, ep->scratch, (size_t)len);
+    out->len = (size_t)len;
+    return LWM2MD_OK;
+}
+
+/* Asks for the next block: a new exchange with the same token. */
+static int request_next_block(coap_endpoint_t *ep, outgoing_t *out, const coap_block_t *got)
+{
+    coap_block_t next = {.num = got->num + 1, .more = false, .szx = got->szx};
+    if (!out->acked) {
+        htable_remove(&ep->out_by_mid, &out->by_mid);
+    }
+    int rc = write_next_block_request(ep, out, &next);
+    out->acked = rc != LWM2MD_OK; /* not in out_by_mid when it failed */
+    if (rc != LWM2MD_OK) {
+        return rc;
+    }
+    htable_insert(&ep->out_by_mid, &out->by_mid, dedup_hash(ep, &out->peer, out->mid));
+    out->retransmits = 0;
+    out->timeout_ms = ep->params.ack_timeout_ms;
+    send_datagram(ep, &out->peer, out->data, out->len);
+    uv_timer_start(&out->timer, on_outgoing_timer, out->timeout_ms, 0);
+    return LWM2MD_OK;
+}
+
+/*
+ * A response to one of our requests. A 2.05 carrying Block2 is collected
+ * (bounded by max_body_size) and the next block requested until the
+ * last; anything else completes the request.
+ */
+static void outgoing_answered(coap_endpoint_t *ep, outgoing_t *out, const coap_msg_t *response)
+{
+    const coap_option_t *opt = coap_msg_find(response, COAP_OPTION_BLOCK2);
+    coap_block_t block;
+    if (response->code != COAP_CONTENT || opt == NULL ||
+        coap_block_decode(opt, &block) != LWM2MD_OK) {
+        outgoing_finish(out, LWM2MD_OK, response);
+        return;
+    }
+
+    /* A block we already have is a duplicate (a separate response sent again). */
+    size_t offset = (size_t)block.num * coap_block_size(block.szx);
+    if (offset < out->body_len) {
+        return;
+    }
+    if (offset > out->body_len) {
+        outgoing_finish(out, LWM2MD_ERR_INVALID, response);
+        return;
+    }
+    if (out->body_len + response->payload_len > ep->params.max_body_size) {
+        outgoing_finish(out, LWM2MD_ERR_TOO_BIG, response);
+        return;
+    }
+    uint8_t *body = realloc(out->body, out->body_len + response->payload_len + 1);
+    if (body == NULL) {
+        outgoing_finish(out, LWM2MD_ERR_NOMEM, response);
+        return;
+    }
+    out->body = body;
+    memcpy(out->body + out->body_len, response->payload, response->payload_len);
+    out->body_len += response->payload_len;
+
+    int rc = block.more ? request_next_block(ep, out, &block) : LWM2MD_OK;
+    if (!block.more || rc != LWM2MD_OK) {
+        outgoing_finish(out, rc, response);
+    }
 }
 
 static outgoing_t *find_by_mid(coap_endpoint_t *ep, const net_addr_t *peer, uint16_t mid)
@@ -690,7 +801,7 @@ static void handle_ack_or_reset(coap_endpoint_t *ep, const net_addr_t *peer, con
         return;
     }
     if (msg->code != COAP_CODE_EMPTY) {
-        outgoing_finish(out, LWM2MD_OK, msg);
+        outgoing_answered(ep, out, msg);
         return;
     }
 
@@ -715,7 +826,7 @@ static void handle_separate_response(coap_endpoint_t *ep, const net_addr_t *peer
     if (msg->type == COAP_TYPE_CON) {
         send_empty(ep, peer, COAP_TYPE_ACK, msg->mid);
     }
-    outgoing_finish(out, LWM2MD_OK, msg);
+    outgoing_answered(ep, out, msg);
 }
 
 /* ---- input and housekeeping ---- */

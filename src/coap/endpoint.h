@@ -90,9 +90,11 @@ typedef void (*coap_response_fn)(void *ctx, int status, const coap_msg_t *respon
  * Sends a CON request to peer: code, Uri-Path segments (NULL-terminated),
  * optional Uri-Query items (NULL-terminated or NULL), optional payload
  * and content format (-1 none). Retransmits with exponential back-off
- * per the params; a separate or piggybacked response completes it; a
- * Block2 response is followed until the whole body has arrived (bounded
- * by max_body_size). fn is called exactly once. Loop thread.
+ * per the params; a separate or piggybacked response completes it. A
+ * 2.05 with Block2 is followed, block after block under the same token,
+ * until the whole body has arrived (bounded by max_body_size, else
+ * LWM2MD_ERR_TOO_BIG); fn then gets the whole body. fn is called exactly
+ * once. Loop thread.
  */
 int coap_endpoint_request(coap_endpoint_t *ep, const net_addr_t *peer, uint8_t code,
                           const char *const *path, const char *const *query, int32_t content_format,

@@ -29,6 +29,8 @@ typedef struct fixture {
     int result_status;
     size_t results;
     uint8_t result_code;
+    size_t result_len;
+    uint8_t result_body[1024];
 } fixture_t;
 
 static int record_send(void *ctx, const net_addr_t *peer, const uint8_t *data, size_t len)
@@ -279,9 +281,11 @@ static void on_result(void *ctx, int status, const coap_msg_t *response, const u
                       size_t body_len)
 {
     fixture_t *f = ctx;
-    (void)body;
-    (void)body_len;
     f->results++;
+    f->result_len = body_len;
+    if (body_len > 0 && body_len <= sizeof(f->result_body)) {
+        memcpy(f->result_body, body, body_len);
+    }
     f->result_status = status;
     f->result_code = response != NULL ? response->code : 0;
 }
@@ -332,6 +336,58 @@ static void test_request_answered(void **state)
     assert_int_equal(ack.mid, 0x4242);
 }
 
+/* Answers the last request sent with one Block2 block of a 150-byte body. */
+static void answer_block(fixture_t *f, const uint8_t *body, uint32_t num, bool more)
+{
+    coap_msg_t req = last_sent(f);
+    uint8_t buf[256];
+    coap_writer_t w;
+    coap_writer_init(&w, buf, sizeof(buf), COAP_TYPE_ACK, COAP_CONTENT, req.mid, req.token,
+                     req.token_len);
+    coap_block_t block = {.num = num, .more = more, .szx = 2}; /* 64 bytes */
+    coap_writer_add_uint(&w, COAP_OPTION_BLOCK2, coap_block_encode(&block));
+    size_t offset = num * 64;
+    coap_writer_payload(&w, body + offset, more ? 64 : 150 - offset);
+    int len = coap_writer_finish(&w);
+    assert_true(len > 0);
+    coap_endpoint_input(f->ep, &f->peer, NULL, buf, (size_t)len);
+}
+
+static void test_request_follows_block2(void **state)
+{
+    fixture_t *f = *state;
+    uint8_t body[150];
+    for (size_t i = 0; i < sizeof(body); i++) {
+        body[i] = (uint8_t)(i * 7);
+    }
+    const char *path[] = {"3", NULL};
+    assert_int_equal(
+        coap_endpoint_request(f->ep, &f->peer, COAP_GET, path, NULL, -1, NULL, 0, on_result, f), 0);
+    coap_msg_t first = last_sent(f);
+
+    answer_block(f, body, 0, true);
+    coap_msg_t second = last_sent(f);
+    coap_block_t asked;
+    assert_int_equal(coap_block_decode(coap_msg_find(&second, COAP_OPTION_BLOCK2), &asked), 0);
+    assert_int_equal(asked.num, 1);
+    assert_int_equal(asked.szx, 2);
+    assert_true(second.mid != first.mid);
+    assert_memory_equal(second.token, first.token, first.token_len);
+    assert_non_null(coap_msg_find(&second, COAP_OPTION_URI_PATH));
+    assert_int_equal(f->results, 0);
+
+    /* Each block asks for the next; the last completes the body. */
+    size_t sent = f->sent_count;
+    answer_block(f, body, 1, true);
+    assert_int_equal(f->sent_count, sent + 1);
+    answer_block(f, body, 2, false);
+    assert_int_equal(f->results, 1);
+    assert_int_equal(f->result_status, 0);
+    assert_int_equal(f->result_code, COAP_CONTENT);
+    assert_int_equal(f->result_len, sizeof(body));
+    assert_memory_equal(f->result_body, body, sizeof(body));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block2_slicing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_retransmits_then_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_answered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_follows_block2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

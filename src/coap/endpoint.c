@@ -278,6 +278,9 @@ static transfer_t *transfer_start(coap_endpoint_t *ep, const net_addr_t *peer, u
 
 static int transfer_append_block(transfer_t *t, const uint8_t *data, size_t len, size_t max)
 {
+    if (len == 0) {
+        return LWM2MD_OK;
+    }
     if (t->len + len > max) {
         return LWM2MD_ERR_TOO_BIG;
     }
@@ -354,7 +357,7 @@ static int build_reply(coap_endpoint_t *ep, const net_addr_t *peer, const coap_m
     size_t offset = blockwise ? (size_t)block2.num * size : 0;
     size_t len = resp->payload_len;
     uint8_t code = resp->code;
-    if (blockwise && offset >= resp->payload_len && resp->payload_len > 0) {
+    if (blockwise && offset >= resp->payload_len) {
         code = COAP_BAD_OPTION; /* a block past the end */
         len = 0;
     } else if (blockwise) {

@@ -38,6 +38,8 @@ printf '\x49\x02\x00\x01garbage' >/dev/udp/127.0.0.1/"$COAP_PORT"
 printf '\xff\xff\xff' >/dev/udp/127.0.0.1/"$COAP_PORT"
 printf '\x40\x02\x00\x02\xd1' >/dev/udp/127.0.0.1/"$COAP_PORT"
 head -c 1500 /dev/urandom >/dev/udp/127.0.0.1/"$COAP_PORT"
+printf '\x40\x01\x00\x01\xd1\x0a\x10' >/dev/udp/127.0.0.1/"$COAP_PORT"   # Block2 past an empty answer
+printf '\x40\x01\x00\x39\xd0\x0e' >/dev/udp/127.0.0.1/"$COAP_PORT"       # empty Block1
 coap post "$BASE/rd?ep=tracker-2&lt=600" -t 40 -e "$LINKS"
 check "register after malformed datagrams answers 2.01" [ "$(coap_code)" = "2.01" ]
 

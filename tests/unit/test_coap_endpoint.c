@@ -277,6 +277,21 @@ static void test_block2_slicing(void **state)
     assert_memory_equal(last.payload, f->reply + 256, 44);
 }
 
+/* Found by fuzz_registration: a block past the end of an empty answer, and an empty block. */
+static void test_blocks_of_nothing(void **state)
+{
+    fixture_t *f = *state;
+    const uint8_t block2_past_empty[] = {0x40, 0x01, 0x00, 0x01, 0xd1, 0x0a, 0x10};
+    coap_endpoint_input(f->ep, &f->peer, NULL, block2_past_empty, sizeof(block2_past_empty));
+    coap_msg_t msg = last_sent(f);
+    assert_int_equal(msg.code, COAP_BAD_OPTION);
+    assert_int_equal(msg.payload_len, 0);
+
+    const uint8_t empty_block1[] = {0x40, 0x01, 0x00, 0x39, 0xd0, 0x0e};
+    coap_endpoint_input(f->ep, &f->peer, NULL, empty_block1, sizeof(empty_block1));
+    assert_int_equal(last_sent(f).mid, 0x39);
+}
+
 static void on_result(void *ctx, int status, const coap_msg_t *response, const uint8_t *body,
                       size_t body_len)
 {
@@ -397,6 +412,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_block1_reassembly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block1_over_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_block2_slicing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocks_of_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_retransmits_then_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_answered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_follows_block2, setup, teardown),

@@ -18,7 +18,7 @@
  * and 8 of UDP header, every DTLS datagram fits any path unfragmented.
  */
 enum {
-    DTLS_LINK_MTU = 1232,
+    DTLS_LINK_MTU = DTLS_FLIGHT_MAX,
     HANDSHAKE_ROUNDS_MAX = 16, /* gnutls_handshake calls per datagram (warning alerts) */
     READ_ROUNDS_MAX = 128,     /* records read per datagram; each is at least 13 bytes */
     TIMER_MIN_MS = 10,
@@ -143,9 +143,36 @@ static ssize_t transport_push(gnutls_transport_ptr_t ptr, const void *data, size
         conn->server_hello_sent = true;
     }
 
+    /*
+     * During a handshake step the records of a flight are gathered into as
+     * few datagrams as the MTU allows (RFC 6347 4.1.1 lets a datagram hold
+     * several records). GnuTLS 3.7.9 clients can miss a final flight that
+     * arrives as several datagrams within one of their handshake calls.
+     */
+    dtls_shared_t *shared = conn->shared;
+    if (shared->coalescing && len <= sizeof(shared->flight)) {
+        if (shared->flight_len + len > sizeof(shared->flight)) {
+            dtls_conn_flush_flight(conn);
+        }
+        memcpy(shared->flight + shared->flight_len, data, len);
+        shared->flight_len += len;
+        return (ssize_t)len;
+    }
+
     /* A datagram the socket drops is lost as UDP may lose it; DTLS retransmits. */
     (void)callbacks->send_datagram(callbacks->ctx, &conn->peer, data, len);
     return (ssize_t)len;
+}
+
+void dtls_conn_flush_flight(dtls_conn_t *conn)
+{
+    dtls_shared_t *shared = conn->shared;
+    if (shared->flight_len > 0) {
+        const dtls_callbacks_t *callbacks = shared->callbacks;
+        (void)callbacks->send_datagram(callbacks->ctx, &conn->peer, shared->flight,
+                                       shared->flight_len);
+        shared->flight_len = 0;
+    }
 }
 
 static ssize_t transport_pull(gnutls_transport_ptr_t ptr, void *buf, size_t size)
@@ -399,12 +426,15 @@ dtls_step_t dtls_conn_handshake(dtls_conn_t *conn, const uint8_t *data, size_t l
     conn->input = data;
     conn->input_len = len;
     int rc = GNUTLS_E_AGAIN;
+    conn->shared->coalescing = true;
     for (int round = 0; round < HANDSHAKE_ROUNDS_MAX; round++) {
         rc = gnutls_handshake(conn->session);
         if (rc != GNUTLS_E_WARNING_ALERT_RECEIVED && rc != GNUTLS_E_INTERRUPTED) {
             break;
         }
     }
+    conn->shared->coalescing = false;
+    dtls_conn_flush_flight(conn);
     conn->input = NULL;
 
     dtls_step_t step = map_handshake_result(conn, rc);

@@ -15,6 +15,8 @@
 
 /* Largest plaintext of one record (RFC 6347 4.1, TLS 1.2 2^14). */
 #define DTLS_RECORD_PLAINTEXT_MAX 16384
+/* Largest datagram a coalesced flight may fill: the link MTU conn.c sets. */
+#define DTLS_FLIGHT_MAX 1232
 /* A failure's detail for the log line; never holds key material. */
 #define DTLS_DETAIL_MAX 128
 
@@ -35,6 +37,10 @@ typedef struct dtls_shared {
     unsigned int handshake_timeout_ms;
     bool skip_validity_check;
     uint8_t plaintext[DTLS_RECORD_PLAINTEXT_MAX]; /* one record, read then delivered */
+    /* Records of one handshake flight, sent together (see transport_push). */
+    bool coalescing;
+    size_t flight_len;
+    uint8_t flight[DTLS_FLIGHT_MAX];
 } dtls_shared_t;
 
 typedef enum dtls_conn_state {
@@ -126,6 +132,9 @@ void dtls_conn_free(dtls_conn_t *conn);
  * Runs the handshake on a datagram (data NULL: the retransmission timer
  * fired). Maps every gnutls_handshake result to a step.
  */
+/* Sends the records gathered during a handshake step, if any, as one datagram. */
+void dtls_conn_flush_flight(dtls_conn_t *conn);
+
 dtls_step_t dtls_conn_handshake(dtls_conn_t *conn, const uint8_t *data, size_t len,
                                 uint64_t now_ms);
 

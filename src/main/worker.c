@@ -189,13 +189,14 @@ static int open_secure(worker_t *w, char *err, size_t err_size)
 /* Closes every handle of the loop's; memory goes when the loop has run their callbacks. */
 static void close_all(worker_t *w)
 {
-    net_udp_close(w->nosec_udp);
-    net_udp_close(w->secure_udp);
+    /* Top down: the DTLS server still sends close_notify through the socket. */
     coap_endpoint_free(w->nosec_coap);
     coap_endpoint_free(w->secure_coap);
     if (w->dtls != NULL) {
         dtls_server_free(w->dtls);
     }
+    net_udp_close(w->nosec_udp);
+    net_udp_close(w->secure_udp);
     w->nosec_udp = NULL;
     w->secure_udp = NULL;
     w->nosec_coap = NULL;

@@ -158,6 +158,12 @@ static void on_sent(uv_udp_send_t *req, int status)
 
 int net_udp_send(net_udp_t *udp, const net_addr_t *peer, const uint8_t *data, size_t len)
 {
+    /* libuv would bind a new socket for a send on a closing handle. */
+    if (uv_is_closing((const uv_handle_t *)&udp->handle)) {
+        udp->stats.dropped++;
+        return LWM2MD_ERR_IO;
+    }
+
     uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
 
     /* Most sends go straight out; only a full socket buffer queues. */

@@ -40,7 +40,8 @@ int net_udp_local(const net_udp_t *udp, net_addr_t *out);
 /*
  * Sends a datagram now if the socket can take it, else copies it and
  * queues it on the loop (bounded; beyond the bound the datagram is
- * dropped, as UDP may). Loop thread. Returns 0 or a negative code.
+ * dropped, as UDP may). After net_udp_close() every send is dropped.
+ * Loop thread. Returns 0 or a negative code.
  */
 int net_udp_send(net_udp_t *udp, const net_addr_t *peer, const uint8_t *data, size_t len);
 

@@ -178,14 +178,23 @@ start_daemon LWM2M_BIND_ADDRESS=::1 LWM2M_SECURITY_BIND_ADDRESS=::1 || exit 1
 # (docs/LIMITATIONS.md); gnutls-cli sends none. It offers only
 # TLS_PSK_WITH_AES_128_CCM_8, as constrained devices do, and sends a
 # Register as one record: CON POST /rd?ep=psk-1, token aa, MID 0x1234.
+CCM8_ONLY='NONE:+VERS-DTLS1.2:+PSK:+AES-128-CCM-8:+COMP-NULL:+SIGN-ALL:+GROUP-ALL:+CTYPE-ALL:+MAC-ALL'
 printf '\x41\x02\x12\x34\xaa\xb2rd\x11\x28\x38ep=psk-1\xff</1/0>' >"$TEST_DIR/register.bin"
 (cat "$TEST_DIR/register.bin"; sleep 2) | timeout 10 gnutls-cli --udp -p "$COAPS_PORT" \
     --pskusername psk-1-id --pskkey "$(hex psk-1-secret)" \
-    --priority 'NONE:+VERS-DTLS1.2:+PSK:+AES-128-CCM-8:+COMP-NULL:+SIGN-ALL:+GROUP-ALL:+CTYPE-ALL:+MAC-ALL' \
+    --priority "$CCM8_ONLY" \
     ::1 >"$TEST_DIR/gnutls-cli.out" 2>&1
 check "PSK (CCM_8 only) register over IPv6 answers 2.01" \
     python3 -c "import sys; sys.exit(b'\x61\x41\x12\x34\xaa' not in open(sys.argv[1], 'rb').read())" \
     "$TEST_DIR/gnutls-cli.out"
 check "the IPv6 peer is logged" wait_log "endpoint 'psk-1': registered .*peer=\\[::1\\]:"
+
+# Stopping with sessions open: close_notify goes out, and the daemon exits 0.
+for i in 1 2 3; do
+    (sleep 6) | timeout 10 gnutls-cli --udp -p "$COAPS_PORT" --pskusername psk-1-id \
+        --pskkey "$(hex psk-1-secret)" --priority "$CCM8_ONLY" \
+        ::1 >/dev/null 2>&1 &
+done
+sleep 2
 
 finish

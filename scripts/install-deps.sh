@@ -12,7 +12,8 @@ packages=(
     libcmocka-dev                     # unit tests
     libcoap3-bin                      # independent CoAP/DTLS clients for tests
     openssl                           # test fixtures, documented openssl steps
-    procps                            # ps for resident-memory figures
+    procps                            # resident-memory figures
+    python3                           # test helpers (raw DTLS datagrams)
 )
 
 missing=()

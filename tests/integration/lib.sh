@@ -123,6 +123,20 @@ wait_log() {
     return 1
 }
 
+# listed PATTERN [SECONDS]: waits (bounded) until `lwm2md device list`
+# has a line matching PATTERN; the server saves registrations off its
+# event loops, a moment after it answers.
+listed() {
+    local pattern=$1 limit=${2:-10} i
+    for i in $(seq 1 $((limit * 5))); do
+        lwm2md_cli device list >"$TEST_DIR/list.out" 2>&1
+        grep -qE "$pattern" "$TEST_DIR/list.out" && return 0
+        sleep 0.2
+    done
+    cat "$TEST_DIR/list.out"
+    return 1
+}
+
 # coap METHOD URI [client options...]: runs coap-client-notls (bounded),
 # leaves its verbose output in $COAP_OUT.
 COAP_OUT="$TEST_DIR/coap.out"

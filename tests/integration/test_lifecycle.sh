@@ -62,8 +62,7 @@ stop_daemon
 start_daemon || exit 1
 BASE="coap://127.0.0.1:$COAP_PORT"
 check "registrations are restored" wait_log "registrations restored from the store"
-check "device list still shows tracker-1 registered" \
-    bash -c "LWM2MD_DATA_DIR='$DATA_DIR' '$LWM2MD' device list | grep -E '^tracker-1 .*$KEEP_ID'"
+check "device list still shows tracker-1 registered" listed "^tracker-1 .*$KEEP_ID"
 coap post "$BASE/rd/$KEEP_ID?lt=600"
 check "update after a restart answers 2.04" [ "$(coap_code)" = "2.04" ]
 

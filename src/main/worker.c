@@ -32,6 +32,9 @@ struct worker {
     reg_handler_t secure_reg;
 };
 
+/* Bytes of unfinished Block1 bodies one CoAP endpoint may hold. */
+#define TRANSFER_BUDGET (16u * 1024 * 1024)
+
 /* ---- NoSec: UDP straight to CoAP ---- */
 
 static void nosec_recv(void *ctx, const net_addr_t *peer, const uint8_t *data, size_t len)
@@ -104,7 +107,12 @@ static void coap_params_from(const config_t *cfg, coap_params_t *p)
     p->max_body_size = cfg->coap_max_body_size;
     p->block_size = cfg->coap_block_size;
     p->max_dedup = cfg->coap_max_peers;
-    p->max_transfers = cfg->coap_max_peers / 16 + 16;
+    /*
+     * Block1 bodies in progress are held whole: at most TRANSFER_BUDGET
+     * bytes of them per listener, however many spoofed peers start one.
+     */
+    uint32_t transfers = TRANSFER_BUDGET / cfg->coap_max_body_size;
+    p->max_transfers = transfers < 16 ? 16 : transfers;
     p->max_outgoing = cfg->coap_max_peers;
 }
 

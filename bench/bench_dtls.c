@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "common.h"
 #include "net/addr.h"
 
 #define EXIT_ALL_DONE 0
@@ -36,7 +37,6 @@
 #define SPARE_FDS 32      /* descriptors left for stdio, GnuTLS and the signal fd */
 #define DATAGRAM_MAX 2048 /* larger than any datagram at the server MTU */
 #define NS_PER_MS 1000000ull
-#define NS_PER_SEC 1000000000ull
 #define KEPT_CHECK_NS (100 * NS_PER_MS) /* kept sessions are polled this often */
 
 /*
@@ -191,13 +191,6 @@ typedef struct bench {
     uint8_t datagram[DATAGRAM_MAX]; /* the one being fed to a session */
 } bench_t;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
 static int usage_error(const char *message, const char *arg)
 {
     fprintf(stderr, "bench_dtls: %s%s%s\n", message, arg != NULL ? ": " : "",
@@ -216,19 +209,6 @@ static const char *mode_name(bench_mode_t mode)
     default:
         return "x509";
     }
-}
-
-static bool parse_uint(const char *text, uint32_t min, uint32_t max, uint32_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value < min ||
-        value > max) {
-        return false;
-    }
-    *out = (uint32_t)value;
-    return true;
 }
 
 static int hex_digit(char c)
@@ -332,7 +312,8 @@ static int parse_option(bench_options_t *opt, const char *name, const char *valu
         const uint_option_t *u = &uint_options[i];
         if (strcmp(name, u->name) == 0) {
             uint32_t *field = (uint32_t *)((char *)opt + u->offset);
-            return parse_uint(value, u->min, u->max, field) ? 0 : usage_error("bad value", name);
+            return bench_parse_uint(value, u->min, u->max, field) ? 0
+                                                                  : usage_error("bad value", name);
         }
     }
     for (size_t i = 0; i < sizeof(text_options) / sizeof(text_options[0]); i++) {
@@ -672,7 +653,7 @@ static void log_failure(const bench_t *b, const slot_t *slot, int code)
     if (getsockname(slot->io.fd, (struct sockaddr *)&local.ss, &local.len) == 0) {
         net_addr_format(&local, text, sizeof(text));
     }
-    double ms = (double)(now_ns() - slot->started_ns) / NS_PER_MS;
+    double ms = (double)(bench_now_ns() - slot->started_ns) / NS_PER_MS;
     fprintf(stderr, "bench_dtls: handshake from %s failed after %.0f ms: %s\n", text, ms,
             gnutls_strerror_name(code));
 }
@@ -739,7 +720,7 @@ static void step(bench_t *b, uint32_t s)
     }
     slot->io.input = NULL;
 
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     if (rc == GNUTLS_E_SUCCESS) {
         on_established(b, s, now);
     } else if (gnutls_error_is_fatal(rc)) {
@@ -787,7 +768,7 @@ static void start_handshake(bench_t *b, uint32_t s, uint32_t index)
         return;
     }
 
-    slot->started_ns = now_ns();
+    slot->started_ns = bench_now_ns();
     p->in_flight++;
     b->pfds[1 + s] = (struct pollfd){.fd = slot->io.fd, .events = POLLIN};
     step(b, s);
@@ -806,7 +787,7 @@ static void start_more(bench_t *b)
 /* Steps the handshakes whose retransmission timer is due. */
 static void run_timers(bench_t *b)
 {
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     for (uint32_t s = 0; s < b->opt.concurrency; s++) {
         if (b->slots[s].session != NULL && b->slots[s].wake_ns <= now) {
             step(b, s);
@@ -946,7 +927,7 @@ static nfds_t poll_set_size(bench_t *b, uint64_t now, uint64_t *wake)
 
 static void wait_and_handle(bench_t *b, uint64_t wake)
 {
-    uint64_t now = now_ns();
+    uint64_t now = bench_now_ns();
     if (b->deadline < wake) {
         wake = b->deadline;
     }
@@ -966,7 +947,7 @@ static void wait_and_handle(bench_t *b, uint64_t wake)
 static uint64_t run_phase(bench_t *b)
 {
     phase_t *p = &b->phase;
-    uint64_t start = now_ns();
+    uint64_t start = bench_now_ns();
     for (;;) {
         run_timers(b);
         start_more(b); /* after the timers, which may have freed slots */
@@ -975,19 +956,19 @@ static uint64_t run_phase(bench_t *b)
         }
 
         wait_and_handle(b, earliest_timer(b));
-        if (b->stop || b->poll_failed || now_ns() >= b->deadline) {
+        if (b->stop || b->poll_failed || bench_now_ns() >= b->deadline) {
             abandon_rest(b);
         }
     }
-    return now_ns() - start;
+    return bench_now_ns() - start;
 }
 
 /* --keep: holds the sessions open, serving them, until a signal or --hold-seconds. */
 static void hold(bench_t *b)
 {
-    uint64_t until = now_ns() + (uint64_t)b->opt.hold_seconds * NS_PER_SEC;
+    uint64_t until = bench_now_ns() + (uint64_t)b->opt.hold_seconds * NS_PER_SEC;
     nfds_t nfds = 1 + b->opt.concurrency + b->kept_count;
-    for (uint64_t now = now_ns(); !b->stop && now < until; now = now_ns()) {
+    for (uint64_t now = bench_now_ns(); !b->stop && now < until; now = bench_now_ns()) {
         if (b->kept_lost == b->kept_count) {
             break;
         }
@@ -1000,24 +981,6 @@ static void hold(bench_t *b)
             handle_ready(b, nfds);
         }
     }
-}
-
-static int compare_u32(const void *x, const void *y)
-{
-    uint32_t a = *(const uint32_t *)x;
-    uint32_t c = *(const uint32_t *)y;
-    return (a > c) - (a < c);
-}
-
-/* Nearest-rank percentile of sorted values, in milliseconds. */
-static double percentile_ms(const uint32_t *sorted, uint32_t n, double q)
-{
-    if (n == 0) {
-        return 0.0;
-    }
-    uint32_t rank = (uint32_t)(q * n + 0.999999);
-    rank = rank < 1 ? 1 : rank;
-    return sorted[rank - 1] / 1000.0;
 }
 
 static void print_errors(const phase_t *p)
@@ -1037,10 +1000,10 @@ static void report(bench_t *b, uint64_t elapsed_ns)
     double seconds = (double)elapsed_ns / NS_PER_SEC;
     double rate = seconds > 0 ? (double)p->done / seconds : 0.0;
     uint64_t failed = p->count - p->done;
-    qsort(b->latency_us, p->latency_count, sizeof(uint32_t), compare_u32);
-    double p50 = percentile_ms(b->latency_us, p->latency_count, 0.50);
-    double p99 = percentile_ms(b->latency_us, p->latency_count, 0.99);
-    double max = percentile_ms(b->latency_us, p->latency_count, 1.0);
+    bench_sort_u32(b->latency_us, p->latency_count);
+    double p50 = bench_percentile_ms(b->latency_us, p->latency_count, 0.50);
+    double p99 = bench_percentile_ms(b->latency_us, p->latency_count, 0.99);
+    double max = bench_percentile_ms(b->latency_us, p->latency_count, 1.0);
     const char *kind = b->opt.resume ? "resumed" : "full";
 
     printf("done %llu of %u %s handshakes in %.3f s: %.0f handshakes/s (%s)\n",
@@ -1177,7 +1140,7 @@ static int run(bench_t *b)
            opt->count, opt->resume ? "resumed" : "full",
            net_addr_format(&opt->server, server, sizeof(server)), opt->concurrency);
 
-    b->deadline = now_ns() + (uint64_t)opt->max_seconds * NS_PER_SEC;
+    b->deadline = bench_now_ns() + (uint64_t)opt->max_seconds * NS_PER_SEC;
     if (opt->resume && !warm_up(b)) {
         fprintf(stderr, "bench_dtls: no warm-up handshake succeeded; nothing to resume\n");
         return EXIT_SOME_FAILED;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "common.h"
 #include "base/random.h"
 #include "coap/msg.h"
 #include "net/addr.h"
@@ -30,7 +31,6 @@
 #define SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
 #define TOKEN_LEN 8
 #define NS_PER_MS 1000000ull
-#define NS_PER_SEC 1000000000ull
 
 /* A typical client: Security, Server, Device, Connectivity Monitoring, Firmware, a sensor. */
 static const char register_links[] =
@@ -114,32 +114,12 @@ typedef struct bench {
     uint8_t recv_buf[RECV_BATCH][DATAGRAM_MAX];
 } bench_t;
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
 static int usage_error(const char *message, const char *arg)
 {
     fprintf(stderr, "bench_register: %s%s%s\n", message, arg != NULL ? ": " : "",
             arg != NULL ? arg : "");
     fprintf(stderr, "Try 'bench_register --help'.\n");
     return EXIT_USAGE;
-}
-
-static bool parse_uint(const char *text, uint32_t min, uint32_t max, uint32_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long value = strtoull(text, &end, 10);
-    if (text[0] < '0' || text[0] > '9' || *end != '\0' || errno != 0 || value < min ||
-        value > max) {
-        return false;
-    }
-    *out = (uint32_t)value;
-    return true;
 }
 
 /* Numeric options: name, bounds and where the value goes. */
@@ -167,7 +147,8 @@ static int parse_option(bench_options_t *opt, const char *name, const char *valu
         const uint_option_t *u = &uint_options[i];
         if (strcmp(name, u->name) == 0) {
             uint32_t *field = (uint32_t *)((char *)opt + u->offset);
-            return parse_uint(value, u->min, u->max, field) ? 0 : usage_error("bad value", name);
+            return bench_parse_uint(value, u->min, u->max, field) ? 0
+                                                                  : usage_error("bad value", name);
         }
     }
     if (strcmp(name, "--server") == 0) {
@@ -540,7 +521,7 @@ static bool drain_socket(bench_t *b, uint32_t sock)
             return false;
         }
 
-        uint64_t now = now_ns();
+        uint64_t now = bench_now_ns();
         for (int i = 0; i < n; i++) {
             on_datagram(b, sock, b->recv_buf[i], msgs[i].msg_len, now);
         }
@@ -610,7 +591,7 @@ static int poll_wait_ms(uint64_t now, uint64_t wake)
 /* The event loop. Returns 0, or -1 on a socket error. */
 static int run(bench_t *b, struct pollfd *pfds, uint64_t *elapsed_ns)
 {
-    uint64_t start = now_ns();
+    uint64_t start = bench_now_ns();
     uint64_t deadline = start + (uint64_t)b->opt.max_seconds * NS_PER_SEC;
     uint64_t now = start;
 
@@ -633,31 +614,13 @@ static int run(bench_t *b, struct pollfd *pfds, uint64_t *elapsed_ns)
                 return -1;
             }
         }
-        now = now_ns();
+        now = bench_now_ns();
         if (now >= deadline) {
             abandon_rest(b);
         }
     }
     *elapsed_ns = now - start;
     return 0;
-}
-
-static int compare_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a;
-    uint32_t y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of sorted values, in milliseconds. */
-static double percentile_ms(const uint32_t *sorted, uint32_t n, double q)
-{
-    if (n == 0) {
-        return 0.0;
-    }
-    uint32_t rank = (uint32_t)(q * n + 0.999999);
-    rank = rank < 1 ? 1 : rank;
-    return sorted[rank - 1] / 1000.0;
 }
 
 static void print_codes(const bench_counts_t *c)
@@ -678,9 +641,9 @@ static void report(bench_t *b, uint64_t elapsed_ns)
     double seconds = (double)elapsed_ns / NS_PER_SEC;
     double rate = seconds > 0 ? (double)c->created / seconds : 0.0;
     uint64_t failed = b->opt.count - c->created;
-    qsort(b->latency_us, b->latency_count, sizeof(uint32_t), compare_u32);
-    double p50 = percentile_ms(b->latency_us, b->latency_count, 0.50);
-    double p99 = percentile_ms(b->latency_us, b->latency_count, 0.99);
+    bench_sort_u32(b->latency_us, b->latency_count);
+    double p50 = bench_percentile_ms(b->latency_us, b->latency_count, 0.50);
+    double p99 = bench_percentile_ms(b->latency_us, b->latency_count, 0.99);
 
     printf("created %llu of %u registrations in %.3f s: %.0f registrations/s\n",
            (unsigned long long)c->created, b->opt.count, seconds, rate);

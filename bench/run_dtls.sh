@@ -34,14 +34,9 @@ psk_devices=2000
 max_seconds=600
 warm_up_count=100
 
-die() {
-    echo "run_dtls: $*" >&2
-    exit 2
-}
-
-need_number() {
-    [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 needs a positive integer (got '$2')"
-}
+PROG=run_dtls
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -124,14 +119,6 @@ provision() {
     unset LWM2MD_DATA_DIR
 }
 
-# VmRSS of a live process, in kB; fails when it has exited (a zombie has none).
-rss_kb() {
-    local kb
-    kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)
-    [[ -n "$kb" ]] || die "the daemon (pid $1) has exited; see its log above"
-    echo "$kb"
-}
-
 # Starts the daemon on a copy of the provisioned store, its log in $1/log; sets daemon_pid,
 # server (the DTLS HOST:PORT) and workers.
 start_daemon() {
@@ -152,35 +139,15 @@ start_daemon() {
         "$daemon" serve >"$dir/stdout" 2>"$dir/log" &
     daemon_pid=$!
 
-    local line=""
-    for _ in $(seq 100); do
-        line=$(grep -s -m1 ' started (coap=' "$dir/log" || true)
-        [[ -n "$line" ]] && break
-        kill -0 "$daemon_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z "$line" ]]; then
-        cat "$dir/log" >&2
-        die "the daemon did not start within 10 s"
-    fi
-    server=$(sed -n 's/.*, coaps=\([^,]*\),.*/\1/p' <<<"$line")
-    workers=$(sed -n 's/.*, \([0-9]*\) workers,.*/\1/p' <<<"$line")
-    [[ "$server" =~ :[1-9][0-9]*$ ]] || die "cannot read the DTLS port from: $line"
+    await_start "$daemon_pid" "$dir/log"
+    server=$(sed -n 's/.*, coaps=\([^,]*\),.*/\1/p' <<<"$started_line")
+    [[ "$server" =~ :[1-9][0-9]*$ ]] || die "cannot read the DTLS port from: $started_line"
 }
 
 # SIGTERM, then SIGKILL after 10 s. A daemon that does not exit with status 0 fails the run.
 stop_daemon() {
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$daemon_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$daemon_pid" 2>/dev/null; then
-        echo "run_dtls: the daemon ignored SIGTERM for 10 s; killing it" >&2
-        kill -KILL "$daemon_pid" 2>/dev/null || true
-    fi
-    local status=0
-    wait "$daemon_pid" 2>/dev/null || status=$?
+    stop_pid "$daemon_pid"
+    local status=$stop_status
     daemon_pid=""
     if [[ $status -ne 0 ]]; then
         echo "run_dtls: the daemon exited with status $status (> 128: killed by signal" \
@@ -188,19 +155,6 @@ stop_daemon() {
         tail -5 "$dir/log" >&2
         failed_runs=$((failed_runs + 1))
     fi
-}
-
-# VmRSS once it stopped growing: readings 1 s apart, at most 10.
-settled_rss_kb() {
-    local last now
-    last=$(rss_kb "$1")
-    for _ in $(seq 10); do
-        sleep 1
-        now=$(rss_kb "$1")
-        [[ "$now" -le "$last" ]] && break
-        last=$now
-    done
-    echo "$now"
 }
 
 # CPU time (user + system) a process has used, in clock ticks.
@@ -213,17 +167,6 @@ clk_tck=$(getconf CLK_TCK)
 cpu_ms_per() {
     awk -v t="$1" -v n="$2" -v minus="${3:-0}" -v hz="$clk_tck" \
         'BEGIN { if (n > 0) printf "%.3f", (t * 1000 / hz - minus) / n; else print "n/a" }'
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "n/a"; exit }
-        if (NR % 2) { print v[(NR + 1) / 2] } else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 }
-    }'
-}
-
-field() {
-    sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"
 }
 
 # The mode's credential options for bench_dtls.

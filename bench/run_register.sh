@@ -23,14 +23,9 @@ concurrency=64
 sockets=16
 max_seconds=600
 
-die() {
-    echo "run_register: $*" >&2
-    exit 2
-}
-
-need_number() {
-    [[ "$2" =~ ^[1-9][0-9]*$ ]] || die "$1 needs a positive integer (got '$2')"
-}
+PROG=run_register
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -72,14 +67,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# VmRSS of a live process, in kB; fails when it has exited (a zombie has none).
-rss_kb() {
-    local kb
-    kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)
-    [[ -n "$kb" ]] || die "the daemon (pid $1) has exited; see its log above"
-    echo "$kb"
-}
-
 # Starts the daemon with its log in $1/log; sets daemon_pid and server (HOST:PORT).
 # The port is only printed at log level info, so the daemon logs every
 # registration too: writing those lines is part of the measured cost.
@@ -95,60 +82,15 @@ start_daemon() {
         "$daemon" serve >"$dir/stdout" 2>"$dir/log" &
     daemon_pid=$!
 
-    local line=""
-    for _ in $(seq 100); do
-        line=$(grep -m1 ' started (coap=' "$dir/log" || true)
-        [[ -n "$line" ]] && break
-        kill -0 "$daemon_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ -z "$line" ]]; then
-        cat "$dir/log" >&2
-        die "the daemon did not start within 10 s"
-    fi
-    server=$(sed -n 's/.* started (coap=\([^,]*\),.*/\1/p' <<<"$line")
-    workers=$(sed -n 's/.*, \([0-9]*\) workers,.*/\1/p' <<<"$line")
-    [[ "$server" =~ :[1-9][0-9]*$ ]] || die "cannot read the CoAP port from: $line"
+    await_start "$daemon_pid" "$dir/log"
+    server=$(sed -n 's/.* started (coap=\([^,]*\),.*/\1/p' <<<"$started_line")
+    [[ "$server" =~ :[1-9][0-9]*$ ]] || die "cannot read the CoAP port from: $started_line"
 }
 
 # SIGTERM, then SIGKILL after 10 s.
 stop_daemon() {
-    kill -TERM "$daemon_pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-        kill -0 "$daemon_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$daemon_pid" 2>/dev/null; then
-        echo "run_register: the daemon ignored SIGTERM for 10 s; killing it" >&2
-        kill -KILL "$daemon_pid" 2>/dev/null || true
-    fi
-    wait "$daemon_pid" 2>/dev/null || true
+    stop_pid "$daemon_pid"
     daemon_pid=""
-}
-
-# VmRSS once it stopped growing (the store writer drains its queue after the
-# last answer): readings 1 s apart, at most 10.
-settled_rss_kb() {
-    local last now
-    last=$(rss_kb "$1")
-    for _ in $(seq 10); do
-        sleep 1
-        now=$(rss_kb "$1")
-        [[ "$now" -le "$last" ]] && break
-        last=$now
-    done
-    echo "$now"
-}
-
-median() {
-    sort -g | awk '{ v[NR] = $1 } END {
-        if (NR == 0) { print "n/a"; exit }
-        if (NR % 2) { print v[(NR + 1) / 2] } else { print (v[NR / 2] + v[NR / 2 + 1]) / 2 }
-    }'
-}
-
-field() {
-    sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"
 }
 
 echo "registration benchmark: $count NoSec endpoints, $rounds rounds," \

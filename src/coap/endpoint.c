@@ -133,14 +133,14 @@ static void send_empty(coap_endpoint_t *ep, const net_addr_t *peer, coap_type_t 
 
 /* ---- duplicate detection ---- */
 
-static uint64_t dedup_hash(const coap_endpoint_t *ep, const net_addr_t *peer, uint16_t mid)
+static uint64_t peer_mid_hash(const coap_endpoint_t *ep, const net_addr_t *peer, uint16_t mid)
 {
     return net_addr_hash(peer, ep->seed) ^ ((uint64_t)mid * 0x9e3779b97f4a7c15ULL);
 }
 
 static dedup_entry_t *dedup_find(coap_endpoint_t *ep, const net_addr_t *peer, uint16_t mid)
 {
-    uint64_t hash = dedup_hash(ep, peer, mid);
+    uint64_t hash = peer_mid_hash(ep, peer, mid);
     for (htable_node_t *n = htable_first(&ep->dedup, hash); n != NULL; n = htable_next(n, hash)) {
         dedup_entry_t *entry = HTABLE_ENTRY(n, dedup_entry_t, node);
         if (entry->mid == mid && net_addr_equal(&entry->peer, peer)) {
@@ -181,7 +181,7 @@ static void dedup_add(coap_endpoint_t *ep, const net_addr_t *peer, uint16_t mid,
     entry->len = len;
     entry->next = NULL;
     memcpy(entry->data, data, len);
-    htable_insert(&ep->dedup, &entry->node, dedup_hash(ep, peer, mid));
+    htable_insert(&ep->dedup, &entry->node, peer_mid_hash(ep, peer, mid));
     if (ep->dedup_tail != NULL) {
         ep->dedup_tail->next = entry;
     } else {
@@ -660,7 +660,7 @@ int coap_endpoint_request(coap_endpoint_t *ep, const net_addr_t *peer, uint8_t c
     out->timer.data = out;
     htable_insert(&ep->out_by_token, &out->by_token,
                   token_hash(ep, peer, out->token, sizeof(out->token)));
-    htable_insert(&ep->out_by_mid, &out->by_mid, dedup_hash(ep, peer, out->mid));
+    htable_insert(&ep->out_by_mid, &out->by_mid, peer_mid_hash(ep, peer, out->mid));
     send_datagram(ep, peer, out->data, out->len);
     uv_timer_start(&out->timer, on_outgoing_timer, out->timeout_ms, 0);
     return LWM2MD_OK;
@@ -705,15 +705,17 @@ static int write_next_block_request(coap_endpoint_t *ep, outgoing_t *out, const 
 static int request_next_block(coap_endpoint_t *ep, outgoing_t *out, const coap_block_t *got)
 {
     coap_block_t next = {.num = got->num + 1, .more = false, .szx = got->szx};
-    if (!out->acked) {
-        htable_remove(&ep->out_by_mid, &out->by_mid);
-    }
     int rc = write_next_block_request(ep, out, &next);
-    out->acked = rc != LWM2MD_OK; /* not in out_by_mid when it failed */
     if (rc != LWM2MD_OK) {
         return rc;
     }
-    htable_insert(&ep->out_by_mid, &out->by_mid, dedup_hash(ep, &out->peer, out->mid));
+
+    /* The node leaves the table by address, so the changed MID does not matter. */
+    if (!out->acked) {
+        htable_remove(&ep->out_by_mid, &out->by_mid);
+    }
+    out->acked = false;
+    htable_insert(&ep->out_by_mid, &out->by_mid, peer_mid_hash(ep, &out->peer, out->mid));
     out->retransmits = 0;
     out->timeout_ms = ep->params.ack_timeout_ms;
     send_datagram(ep, &out->peer, out->data, out->len);
@@ -766,7 +768,7 @@ static void outgoing_answered(coap_endpoint_t *ep, outgoing_t *out, const coap_m
 
 static outgoing_t *find_by_mid(coap_endpoint_t *ep, const net_addr_t *peer, uint16_t mid)
 {
-    uint64_t hash = dedup_hash(ep, peer, mid);
+    uint64_t hash = peer_mid_hash(ep, peer, mid);
     for (htable_node_t *n = htable_first(&ep->out_by_mid, hash); n != NULL;
          n = htable_next(n, hash)) {
         outgoing_t *out = HTABLE_ENTRY(n, outgoing_t, by_mid);
